@@ -1,0 +1,1 @@
+//! ARMv8 Cryptography Extensions backend (being written).

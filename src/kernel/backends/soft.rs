@@ -1,0 +1,241 @@
+//! The portable backend, built on RustCrypto `aes`.
+//!
+//! With `--cfg aes_backend="soft"` that crate is fixsliced, constant-time
+//! software all the way down; otherwise it detects AES-NI itself. Either
+//! way this module only uses its block API, so it is `unsafe`-free. All
+//! loops run inside one `encrypt_with_backend` closure so that the cipher's
+//! per-call setup (the fixslice key broadcast) is paid once per buffer, and
+//! the multi-buffer CBC uses as many lanes as the cipher's parallel width.
+
+#![forbid(unsafe_code)]
+
+use aes::cipher::array::Array;
+use aes::cipher::consts::U16;
+use aes::cipher::typenum::Unsigned;
+use aes::cipher::{
+    BlockCipherDecBackend, BlockCipherDecClosure, BlockCipherDecrypt, BlockCipherEncBackend,
+    BlockCipherEncClosure, BlockCipherEncrypt, BlockSizeUser, KeyInit, ParBlocks,
+};
+use aes::{Aes128, Aes192, Aes256};
+
+use crate::kernel::multibuffer::{self, Lanes};
+use crate::kernel::{InOut, Job};
+
+type Block = Array<u8, U16>;
+
+/// RustCrypto key schedules; they wipe themselves on drop (`aes/zeroize`).
+pub(crate) enum Keys {
+    Aes128(Aes128),
+    Aes192(Aes192),
+    Aes256(Aes256),
+}
+
+impl Keys {
+    pub(crate) fn new(key: &[u8]) -> Option<Keys> {
+        Some(match key.len() {
+            16 => Keys::Aes128(Aes128::new_from_slice(key).ok()?),
+            24 => Keys::Aes192(Aes192::new_from_slice(key).ok()?),
+            32 => Keys::Aes256(Aes256::new_from_slice(key).ok()?),
+            _ => return None,
+        })
+    }
+}
+
+/// Runs `$body` with `$c` bound to the cipher of whichever key size.
+macro_rules! with_cipher {
+    ($keys:expr, $c:ident => $body:expr) => {
+        match $keys {
+            Keys::Aes128($c) => $body,
+            Keys::Aes192($c) => $body,
+            Keys::Aes256($c) => $body,
+        }
+    };
+}
+
+pub(crate) fn encrypt_block(keys: &Keys, block: &mut [u8; 16]) {
+    with_cipher!(keys, c => c.encrypt_block(block.into()))
+}
+
+pub(crate) fn decrypt_block(keys: &Keys, block: &mut [u8; 16]) {
+    with_cipher!(keys, c => c.decrypt_block(block.into()))
+}
+
+/// The whole blocks of an [`InOut`], as cipher blocks.
+fn blocks<'a>(io: &'a mut InOut<'_>) -> (Option<&'a [Block]>, &'a mut [Block]) {
+    let src = io
+        .src
+        .map(|src| Array::cast_slice_from_core(src.as_chunks::<16>().0));
+    let dst = Array::cast_slice_from_core_mut(io.dst.as_chunks_mut::<16>().0);
+    (src, dst)
+}
+
+pub(crate) fn ecb_encrypt(keys: &Keys, mut io: InOut<'_>) {
+    let (src, dst) = blocks(&mut io);
+    with_cipher!(keys, c => match src {
+        Some(src) => {
+            dst.copy_from_slice(src);
+            c.encrypt_blocks(dst);
+        }
+        None => c.encrypt_blocks(dst),
+    })
+}
+
+pub(crate) fn ecb_decrypt(keys: &Keys, mut io: InOut<'_>) {
+    let (src, dst) = blocks(&mut io);
+    with_cipher!(keys, c => match src {
+        Some(src) => {
+            dst.copy_from_slice(src);
+            c.decrypt_blocks(dst);
+        }
+        None => c.decrypt_blocks(dst),
+    })
+}
+
+fn xor(a: &Block, b: &Block) -> Block {
+    Array::from_fn(|i| a[i] ^ b[i])
+}
+
+struct CbcEncrypt<'a, 'b> {
+    iv: &'a [u8; 16],
+    io: InOut<'b>,
+}
+
+impl BlockSizeUser for CbcEncrypt<'_, '_> {
+    type BlockSize = U16;
+}
+
+impl BlockCipherEncClosure for CbcEncrypt<'_, '_> {
+    fn call<B: BlockCipherEncBackend<BlockSize = U16>>(mut self, backend: &B) {
+        let (src, dst) = blocks(&mut self.io);
+        let mut chain = Block::from(*self.iv);
+        for i in 0..dst.len() {
+            let input = src.map_or(&dst[i], |src| &src[i]);
+            chain = xor(input, &chain);
+            backend.encrypt_block_inplace(&mut chain);
+            dst[i] = chain;
+        }
+    }
+}
+
+pub(crate) fn cbc_encrypt(keys: &Keys, iv: &[u8; 16], io: InOut<'_>) {
+    with_cipher!(keys, c => c.encrypt_with_backend(CbcEncrypt { iv, io }))
+}
+
+struct CbcDecrypt<'a, 'b> {
+    iv: &'a [u8; 16],
+    io: InOut<'b>,
+}
+
+impl BlockSizeUser for CbcDecrypt<'_, '_> {
+    type BlockSize = U16;
+}
+
+impl BlockCipherDecClosure for CbcDecrypt<'_, '_> {
+    fn call<B: BlockCipherDecBackend<BlockSize = U16>>(mut self, backend: &B) {
+        let width = B::ParBlocksSize::USIZE;
+        let (src, dst) = blocks(&mut self.io);
+        let mut prev = Block::from(*self.iv);
+        let mut par = ParBlocks::<B>::default();
+        let mut start = 0;
+        while start < dst.len() {
+            let n = width.min(dst.len() - start);
+            // Copy the ciphertext first: in place, the output overwrites it.
+            let cipher = &mut par[..n];
+            cipher.copy_from_slice(src.map_or(&dst[start..start + n], |s| &s[start..start + n]));
+            let mut plain = ParBlocks::<B>::default();
+            plain[..n].copy_from_slice(cipher);
+            if n == width {
+                backend.decrypt_par_blocks_inplace(&mut plain);
+            } else {
+                backend.decrypt_tail_blocks_inplace(&mut plain[..n]);
+            }
+            for i in 0..n {
+                dst[start + i] = xor(&plain[i], &prev);
+                prev = par[i];
+            }
+            start += n;
+        }
+    }
+}
+
+pub(crate) fn cbc_decrypt(keys: &Keys, iv: &[u8; 16], io: InOut<'_>) {
+    with_cipher!(keys, c => c.decrypt_with_backend(CbcDecrypt { iv, io }))
+}
+
+struct Ctr<'a, 'b> {
+    counter: &'a [u8; 16],
+    io: InOut<'b>,
+}
+
+impl BlockSizeUser for Ctr<'_, '_> {
+    type BlockSize = U16;
+}
+
+impl BlockCipherEncClosure for Ctr<'_, '_> {
+    fn call<B: BlockCipherEncBackend<BlockSize = U16>>(mut self, backend: &B) {
+        let width = B::ParBlocksSize::USIZE;
+        let (src, dst) = blocks(&mut self.io);
+        let mut counter = u128::from_be_bytes(*self.counter);
+        let mut keystream = ParBlocks::<B>::default();
+        let mut start = 0;
+        while start < dst.len() {
+            let n = width.min(dst.len() - start);
+            for block in keystream.iter_mut() {
+                *block = Block::from(counter.to_be_bytes());
+                counter = counter.wrapping_add(1);
+            }
+            backend.encrypt_par_blocks_inplace(&mut keystream);
+            for i in 0..n {
+                let input = src.map_or(&dst[start + i], |s| &s[start + i]);
+                dst[start + i] = xor(input, &keystream[i]);
+            }
+            start += n;
+        }
+    }
+}
+
+pub(crate) fn ctr(keys: &Keys, counter: &[u8; 16], io: InOut<'_>) {
+    with_cipher!(keys, c => c.encrypt_with_backend(Ctr { counter, io }))
+}
+
+struct CbcEncryptMulti<'a, 'b> {
+    jobs: &'a mut [Job<'b>],
+}
+
+impl BlockSizeUser for CbcEncryptMulti<'_, '_> {
+    type BlockSize = U16;
+}
+
+impl BlockCipherEncClosure for CbcEncryptMulti<'_, '_> {
+    fn call<B: BlockCipherEncBackend<BlockSize = U16>>(self, backend: &B) {
+        let width = B::ParBlocksSize::USIZE.min(multibuffer::MAX_LANES);
+        multibuffer::cbc_encrypt(self.jobs, width, 0, |jobs, lanes: &mut Lanes, steps| {
+            let mut par = ParBlocks::<B>::default();
+            for step in 0..steps {
+                for (lane, block) in par.iter_mut().enumerate().take(width) {
+                    let chain = Block::from(lanes.chain[lane]);
+                    *block = match lanes.position(lane) {
+                        Some((job, at)) => {
+                            let io = &jobs[job].io;
+                            let (src, _) = io.src.unwrap_or(&*io.dst).as_chunks::<16>();
+                            xor(&Block::from(src[at + step]), &chain)
+                        }
+                        None => chain,
+                    };
+                }
+                backend.encrypt_par_blocks_inplace(&mut par);
+                for (lane, block) in par.iter().enumerate().take(width) {
+                    lanes.chain[lane] = block.0;
+                    if let Some((job, at)) = lanes.position(lane) {
+                        let offset = (at + step) * 16;
+                        jobs[job].io.dst[offset..offset + 16].copy_from_slice(block);
+                    }
+                }
+            }
+        });
+    }
+}
+
+pub(crate) fn cbc_encrypt_multi(keys: &Keys, jobs: &mut [Job<'_>]) {
+    with_cipher!(keys, c => c.encrypt_with_backend(CbcEncryptMulti { jobs }))
+}

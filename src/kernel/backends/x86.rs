@@ -1,0 +1,144 @@
+//! What the x86-64 backends share: CPU feature detection, the capability
+//! tokens that prove it ran, and the AES-NI key expansion.
+//!
+//! `cpufeatures` 0.3 treats VAES as needing AVX-512 register state, so CPUs
+//! with VAES but no AVX-512 (Zen 3, Alder Lake) would never get the 256-bit
+//! backend. We read CPUID and XCR0 ourselves instead.
+
+use core::arch::x86_64::{
+    __cpuid, __cpuid_count, __m128i, _mm_aesimc_si128, _mm_aeskeygenassist_si128,
+    _mm_cvtsi32_si128, _mm_cvtsi128_si32, _mm_loadu_si128, _mm_shuffle_epi32, _mm_storeu_si128,
+    _xgetbv,
+};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::kernel::schedule::RoundKeys;
+
+const AES: u32 = 1 << 0;
+const YMM: u32 = 1 << 1; // AVX + AVX2 + OS saves YMM state
+const VAES: u32 = 1 << 2;
+const ZMM: u32 = 1 << 3; // AVX-512 F/BW/VL + OS saves opmask and ZMM state
+const DETECTED: u32 = 1 << 31;
+
+static FEATURES: AtomicU32 = AtomicU32::new(0);
+
+/// CPU features, read once and cached.
+fn features() -> u32 {
+    let cached = FEATURES.load(Ordering::Relaxed);
+    if cached & DETECTED != 0 {
+        return cached;
+    }
+    let found = read_cpuid() | DETECTED;
+    FEATURES.store(found, Ordering::Relaxed);
+    found
+}
+
+// `__cpuid` became a safe function in newer Rust; the MSRV still needs the
+// `unsafe` blocks.
+#[allow(unused_unsafe)]
+fn read_cpuid() -> u32 {
+    let bit = |reg: u32, n: u32| reg & (1 << n) != 0;
+    // SAFETY: CPUID exists on every x86-64 processor.
+    let leaf0 = unsafe { __cpuid(0) };
+    // SAFETY: as above.
+    let leaf1 = unsafe { __cpuid(1) };
+    let mut found = 0;
+    // SSSE3 (pshufb) and SSE4.1 come with every AES-NI CPU, but check anyway.
+    if bit(leaf1.ecx, 25) && bit(leaf1.ecx, 9) && bit(leaf1.ecx, 19) {
+        found |= AES;
+    }
+    let osxsave = bit(leaf1.ecx, 27);
+    let avx = bit(leaf1.ecx, 28);
+    if !(osxsave && avx) || leaf0.eax < 7 {
+        return found;
+    }
+    // SAFETY: CPUID.1:ECX.OSXSAVE (bit 27) is set, so XGETBV is enabled.
+    let xcr0 = unsafe { _xgetbv(0) };
+    // SAFETY: leaf 7 exists (the maximum leaf checked above).
+    let leaf7 = unsafe { __cpuid_count(7, 0) };
+    let ymm_state = xcr0 & 0b110 == 0b110;
+    let zmm_state = xcr0 & 0b1110_0110 == 0b1110_0110;
+    if ymm_state && bit(leaf7.ebx, 5) {
+        found |= YMM;
+    }
+    if bit(leaf7.ecx, 9) {
+        found |= VAES;
+    }
+    // AVX-512 F (16), BW (30), VL (31).
+    if zmm_state && bit(leaf7.ebx, 16) && bit(leaf7.ebx, 30) && bit(leaf7.ebx, 31) {
+        found |= ZMM;
+    }
+    found
+}
+
+fn has(required: u32) -> bool {
+    features() & required == required
+}
+
+/// Proof that AES-NI (with SSSE3 and SSE4.1) is available.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct AesNiToken(());
+
+/// Proof that VAES on 256-bit registers (with AVX2) is available.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Vaes256Token(());
+
+/// Proof that VAES on 512-bit registers (with AVX-512 F/BW/VL) is available.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Vaes512Token(());
+
+impl AesNiToken {
+    pub(crate) fn detect() -> Option<Self> {
+        has(AES).then_some(Self(()))
+    }
+}
+
+impl Vaes256Token {
+    pub(crate) fn detect() -> Option<Self> {
+        has(AES | YMM | VAES).then_some(Self(()))
+    }
+
+    /// Every VAES CPU has AES-NI.
+    pub(crate) fn aesni(self) -> AesNiToken {
+        AesNiToken(())
+    }
+}
+
+impl Vaes512Token {
+    pub(crate) fn detect() -> Option<Self> {
+        has(AES | YMM | VAES | ZMM).then_some(Self(()))
+    }
+
+    pub(crate) fn aesni(self) -> AesNiToken {
+        AesNiToken(())
+    }
+}
+
+/// Expands a 16-, 24- or 32-byte key with `AESKEYGENASSIST` (constant time).
+/// Returns `None` for any other length.
+pub(crate) fn expand_key(_: AesNiToken, key: &[u8]) -> Option<RoundKeys> {
+    // SAFETY: the token proves AES-NI, SSSE3 and SSE4.1 are available.
+    unsafe { expand_key_aesni(key) }
+}
+
+#[target_feature(enable = "aes,ssse3,sse4.1")]
+fn expand_key_aesni(key: &[u8]) -> Option<RoundKeys> {
+    RoundKeys::expand(key, |w| sub_word(w), |b| inv_mix_columns(b))
+}
+
+/// `SubWord` of FIPS-197 through `AESKEYGENASSIST`, whose dword 0 is
+/// `SubWord(X1)` for the dword X1 of its input.
+#[target_feature(enable = "aes,ssse3,sse4.1")]
+fn sub_word(word: u32) -> u32 {
+    let x = _mm_shuffle_epi32::<0b00_00_00_00>(_mm_cvtsi32_si128(word as i32));
+    _mm_cvtsi128_si32(_mm_aeskeygenassist_si128::<0>(x)) as u32
+}
+
+#[target_feature(enable = "aes,ssse3,sse4.1")]
+fn inv_mix_columns(block: &mut [u8; 16]) {
+    // SAFETY: `block` is 16 readable and writable bytes; unaligned access is allowed.
+    unsafe {
+        let x = _mm_loadu_si128(block.as_ptr().cast::<__m128i>());
+        _mm_storeu_si128(block.as_mut_ptr().cast::<__m128i>(), _mm_aesimc_si128(x));
+    }
+}

@@ -1,0 +1,474 @@
+//! The AES page kernel: AES-128/192/256 over whole pages in ECB, CBC (with
+//! MariaDB's no-padding tail rule) and CTR (128-bit big-endian counter), one
+//! buffer at a time or many at once.
+//!
+//! [`Aes`] holds the round keys for one backend, built once. Every backend
+//! gives identical bytes; [`Backend::active`] is picked at run time.
+//!
+//! ```
+//! use mariadb_aria_crypt::kernel::{Aes, Job, Mode};
+//!
+//! let aes = Aes::new(&[7u8; 16])?;
+//! let iv = [1u8; 16];
+//! let mut page = vec![42u8; 8172]; // 510 blocks and a 12-byte tail
+//! aes.encrypt(Mode::Cbc, &iv, &mut page);
+//! aes.decrypt(Mode::Cbc, &iv, &mut page);
+//! assert!(page.iter().all(|&b| b == 42));
+//!
+//! // Many pages at once: CBC encryption interleaves them in SIMD lanes.
+//! let mut pages = vec![vec![0u8; 8172]; 16];
+//! let mut jobs: Vec<Job> = pages
+//!     .iter_mut()
+//!     .enumerate()
+//!     .map(|(n, page)| Job::in_place([n as u8; 16], page))
+//!     .collect();
+//! aes.encrypt_batch(Mode::Cbc, &mut jobs);
+//! # Ok::<(), mariadb_aria_crypt::Error>(())
+//! ```
+
+mod backend;
+mod backends;
+mod multibuffer;
+mod schedule;
+
+use std::fmt;
+
+pub use backend::{BACKEND_ENV, Backend};
+use backends::Engine;
+
+use crate::Error;
+
+/// AES block size in bytes.
+pub const BLOCK: usize = 16;
+
+/// A block cipher mode for page bodies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// CBC without padding. A final partial block of `n % 16` bytes is XORed
+    /// with `AES-ECB(key, iv)` (MariaDB's `MyCTX_nopad`), so the length is
+    /// unchanged.
+    Cbc,
+    /// CTR with the whole 16-byte counter block incremented as one 128-bit
+    /// big-endian integer (OpenSSL semantics); a partial last block uses the
+    /// first bytes of the next keystream block.
+    Ctr,
+}
+
+impl Mode {
+    /// `"cbc"` or `"ctr"`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Mode::Cbc => "cbc",
+            Mode::Ctr => "ctr",
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "cbc" | "aes_cbc" => Ok(Mode::Cbc),
+            "ctr" | "aes_ctr" => Ok(Mode::Ctr),
+            _ => Err(Error::UnknownMode(s.to_string())),
+        }
+    }
+}
+
+/// A buffer processed in place, or copied from a source while processed.
+/// Invariant: `src`, when present, has the length of `dst`.
+pub(crate) struct InOut<'a> {
+    src: Option<&'a [u8]>,
+    dst: &'a mut [u8],
+}
+
+impl<'a> InOut<'a> {
+    fn in_place(buf: &'a mut [u8]) -> Self {
+        InOut {
+            src: None,
+            dst: buf,
+        }
+    }
+
+    fn buf_to_buf(src: &'a [u8], dst: &'a mut [u8]) -> Result<Self, Error> {
+        if src.len() != dst.len() {
+            return Err(Error::LengthMismatch {
+                src: src.len(),
+                dst: dst.len(),
+            });
+        }
+        Ok(InOut {
+            src: Some(src),
+            dst,
+        })
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.dst.len()
+    }
+
+    pub(crate) fn src_ptr(&self) -> *const u8 {
+        match self.src {
+            Some(src) => src.as_ptr(),
+            None => self.dst.as_ptr(),
+        }
+    }
+
+    pub(crate) fn dst_ptr(&mut self) -> *mut u8 {
+        self.dst.as_mut_ptr()
+    }
+
+    /// The same buffer cut to its first `len` bytes (`len <= self.len()`).
+    fn prefix(&mut self, len: usize) -> InOut<'_> {
+        InOut {
+            src: self.src.map(|src| &src[..len]),
+            dst: &mut self.dst[..len],
+        }
+    }
+
+    /// `dst[from..] = src[from..] ^ mask[..]` for the bytes past `from`.
+    fn xor_tail(&mut self, from: usize, mask: &[u8; BLOCK]) {
+        match self.src {
+            Some(src) => {
+                for ((d, s), m) in self.dst[from..].iter_mut().zip(&src[from..]).zip(mask) {
+                    *d = s ^ m;
+                }
+            }
+            None => {
+                for (d, m) in self.dst[from..].iter_mut().zip(mask) {
+                    *d ^= m;
+                }
+            }
+        }
+    }
+}
+
+/// One buffer of a batch: its IV (CBC) or initial counter block (CTR), and
+/// its bytes, processed in place or from a separate source.
+pub struct Job<'a> {
+    iv: [u8; BLOCK],
+    io: InOut<'a>,
+}
+
+impl<'a> Job<'a> {
+    /// A job that transforms `buf` in place.
+    pub fn in_place(iv: [u8; BLOCK], buf: &'a mut [u8]) -> Self {
+        Job {
+            iv,
+            io: InOut::in_place(buf),
+        }
+    }
+
+    /// A job that reads `src` and writes the result to `dst`.
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`] if the two lengths differ.
+    pub fn buf_to_buf(iv: [u8; BLOCK], src: &'a [u8], dst: &'a mut [u8]) -> Result<Self, Error> {
+        Ok(Job {
+            iv,
+            io: InOut::buf_to_buf(src, dst)?,
+        })
+    }
+
+    /// The IV or initial counter block.
+    pub fn iv(&self) -> &[u8; BLOCK] {
+        &self.iv
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.io.len()
+    }
+
+    /// Whether the buffer is empty.
+    pub fn is_empty(&self) -> bool {
+        self.io.len() == 0
+    }
+
+    /// The output buffer.
+    pub fn output(&self) -> &[u8] {
+        self.io.dst
+    }
+}
+
+impl fmt::Debug for Job<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Job")
+            .field("len", &self.len())
+            .field("in_place", &self.io.src.is_none())
+            .finish_non_exhaustive()
+    }
+}
+
+/// An AES key schedule bound to one backend.
+///
+/// Build it once per key and reuse it for any number of pages: it is
+/// `Send + Sync`, so threads can share it. The round keys are wiped when it
+/// is dropped and never printed by `Debug`.
+pub struct Aes {
+    engine: Engine,
+    key_len: usize,
+}
+
+impl Aes {
+    /// A key schedule for a 16-, 24- or 32-byte key on [`Backend::active`].
+    ///
+    /// # Errors
+    /// [`Error::KeyLength`] for any other key length.
+    pub fn new(key: &[u8]) -> Result<Self, Error> {
+        Self::with_backend(key, Backend::active())
+    }
+
+    /// A key schedule for a 16-, 24- or 32-byte key on a chosen backend.
+    ///
+    /// # Errors
+    /// [`Error::KeyLength`] for any other key length,
+    /// [`Error::UnsupportedBackend`] if this CPU cannot run `backend`.
+    pub fn with_backend(key: &[u8], backend: Backend) -> Result<Self, Error> {
+        if !matches!(key.len(), 16 | 24 | 32) {
+            return Err(Error::KeyLength(key.len()));
+        }
+        let engine = Engine::new(backend, key).ok_or(Error::UnsupportedBackend(backend))?;
+        Ok(Aes {
+            engine,
+            key_len: key.len(),
+        })
+    }
+
+    /// The backend that runs this key schedule.
+    pub fn backend(&self) -> Backend {
+        self.engine.backend()
+    }
+
+    /// Key length in bytes: 16, 24 or 32.
+    pub fn key_len(&self) -> usize {
+        self.key_len
+    }
+
+    /// Encrypts one block (AES-ECB of a single block).
+    #[inline]
+    pub fn encrypt_block(&self, block: &mut [u8; BLOCK]) {
+        self.engine.encrypt_block(block);
+    }
+
+    /// Decrypts one block.
+    #[inline]
+    pub fn decrypt_block(&self, block: &mut [u8; BLOCK]) {
+        self.engine.decrypt_block(block);
+    }
+
+    /// ECB-encrypts whole blocks in place.
+    ///
+    /// # Errors
+    /// [`Error::NotBlockAligned`] if the length is not a multiple of 16
+    /// (nothing is changed then).
+    pub fn ecb_encrypt(&self, data: &mut [u8]) -> Result<(), Error> {
+        check_aligned(data.len())?;
+        self.engine.ecb_encrypt(InOut::in_place(data));
+        Ok(())
+    }
+
+    /// ECB-decrypts whole blocks in place.
+    ///
+    /// # Errors
+    /// [`Error::NotBlockAligned`] if the length is not a multiple of 16.
+    pub fn ecb_decrypt(&self, data: &mut [u8]) -> Result<(), Error> {
+        check_aligned(data.len())?;
+        self.engine.ecb_decrypt(InOut::in_place(data));
+        Ok(())
+    }
+
+    /// ECB-encrypts whole blocks from `src` into `dst`.
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`] or [`Error::NotBlockAligned`].
+    pub fn ecb_encrypt_to(&self, src: &[u8], dst: &mut [u8]) -> Result<(), Error> {
+        let io = InOut::buf_to_buf(src, dst)?;
+        check_aligned(io.len())?;
+        self.engine.ecb_encrypt(io);
+        Ok(())
+    }
+
+    /// ECB-decrypts whole blocks from `src` into `dst`.
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`] or [`Error::NotBlockAligned`].
+    pub fn ecb_decrypt_to(&self, src: &[u8], dst: &mut [u8]) -> Result<(), Error> {
+        let io = InOut::buf_to_buf(src, dst)?;
+        check_aligned(io.len())?;
+        self.engine.ecb_decrypt(io);
+        Ok(())
+    }
+
+    /// Encrypts `data` of any length in place.
+    pub fn encrypt(&self, mode: Mode, iv: &[u8; BLOCK], data: &mut [u8]) {
+        self.encrypt_io(mode, iv, InOut::in_place(data));
+    }
+
+    /// Decrypts `data` of any length in place.
+    pub fn decrypt(&self, mode: Mode, iv: &[u8; BLOCK], data: &mut [u8]) {
+        self.decrypt_io(mode, iv, InOut::in_place(data));
+    }
+
+    /// Encrypts `src` into `dst`.
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`] if the lengths differ (nothing is written).
+    pub fn encrypt_to(
+        &self,
+        mode: Mode,
+        iv: &[u8; BLOCK],
+        src: &[u8],
+        dst: &mut [u8],
+    ) -> Result<(), Error> {
+        self.encrypt_io(mode, iv, InOut::buf_to_buf(src, dst)?);
+        Ok(())
+    }
+
+    /// Decrypts `src` into `dst`.
+    ///
+    /// # Errors
+    /// [`Error::LengthMismatch`] if the lengths differ (nothing is written).
+    pub fn decrypt_to(
+        &self,
+        mode: Mode,
+        iv: &[u8; BLOCK],
+        src: &[u8],
+        dst: &mut [u8],
+    ) -> Result<(), Error> {
+        self.decrypt_io(mode, iv, InOut::buf_to_buf(src, dst)?);
+        Ok(())
+    }
+
+    /// Encrypts every job. CBC interleaves the jobs in SIMD lanes
+    /// (multi-buffer), so a batch runs at AES throughput even though each
+    /// job is a serial chain; CTR goes wide inside each job.
+    pub fn encrypt_batch(&self, mode: Mode, jobs: &mut [Job<'_>]) {
+        match mode {
+            Mode::Cbc => {
+                self.engine.cbc_encrypt_multi(jobs);
+                self.cbc_tails(jobs);
+            }
+            Mode::Ctr => jobs
+                .iter_mut()
+                .for_each(|job| self.ctr(&job.iv, &mut job.io)),
+        }
+    }
+
+    /// Decrypts every job; both modes go wide inside each job.
+    pub fn decrypt_batch(&self, mode: Mode, jobs: &mut [Job<'_>]) {
+        match mode {
+            Mode::Cbc => {
+                for job in jobs.iter_mut() {
+                    let full = job.io.len() & !(BLOCK - 1);
+                    self.engine.cbc_decrypt(&job.iv, job.io.prefix(full));
+                }
+                self.cbc_tails(jobs);
+            }
+            Mode::Ctr => jobs
+                .iter_mut()
+                .for_each(|job| self.ctr(&job.iv, &mut job.io)),
+        }
+    }
+
+    fn encrypt_io(&self, mode: Mode, iv: &[u8; BLOCK], mut io: InOut<'_>) {
+        match mode {
+            Mode::Cbc => {
+                let full = io.len() & !(BLOCK - 1);
+                self.engine.cbc_encrypt(iv, io.prefix(full));
+                self.cbc_tail(iv, &mut io);
+            }
+            Mode::Ctr => self.ctr(iv, &mut io),
+        }
+    }
+
+    fn decrypt_io(&self, mode: Mode, iv: &[u8; BLOCK], mut io: InOut<'_>) {
+        match mode {
+            Mode::Cbc => {
+                let full = io.len() & !(BLOCK - 1);
+                self.engine.cbc_decrypt(iv, io.prefix(full));
+                self.cbc_tail(iv, &mut io);
+            }
+            Mode::Ctr => self.ctr(iv, &mut io),
+        }
+    }
+
+    /// MariaDB's tail rule: the last `len % 16` bytes are XORed with
+    /// `AES-ECB(key, iv)`, in both directions.
+    fn cbc_tail(&self, iv: &[u8; BLOCK], io: &mut InOut<'_>) {
+        let full = io.len() & !(BLOCK - 1);
+        if full != io.len() {
+            let mut mask = *iv;
+            self.engine.encrypt_block(&mut mask);
+            io.xor_tail(full, &mask);
+        }
+    }
+
+    /// The tail rule for a batch, with the masks computed by wide ECB.
+    fn cbc_tails(&self, jobs: &mut [Job<'_>]) {
+        const CHUNK: usize = 64;
+        let mut with_tail = jobs
+            .iter_mut()
+            .filter(|job| !job.io.len().is_multiple_of(BLOCK));
+        loop {
+            let mut masks = [0u8; CHUNK * BLOCK];
+            let mut chunk: [Option<&mut Job<'_>>; CHUNK] = [const { None }; CHUNK];
+            let mut n = 0;
+            for (slot, job) in chunk.iter_mut().zip(with_tail.by_ref()) {
+                masks[n * BLOCK..][..BLOCK].copy_from_slice(&job.iv);
+                *slot = Some(job);
+                n += 1;
+            }
+            if n == 0 {
+                return;
+            }
+            self.engine
+                .ecb_encrypt(InOut::in_place(&mut masks[..n * BLOCK]));
+            let (masks, _) = masks.as_chunks::<BLOCK>();
+            for (job, mask) in chunk.iter_mut().flatten().zip(masks) {
+                let full = job.io.len() & !(BLOCK - 1);
+                job.io.xor_tail(full, mask);
+            }
+            if n < CHUNK {
+                return;
+            }
+        }
+    }
+
+    fn ctr(&self, counter: &[u8; BLOCK], io: &mut InOut<'_>) {
+        let full = io.len() & !(BLOCK - 1);
+        self.engine.ctr(counter, io.prefix(full));
+        if full != io.len() {
+            let blocks = (full / BLOCK) as u128;
+            let mut keystream = u128::from_be_bytes(*counter)
+                .wrapping_add(blocks)
+                .to_be_bytes();
+            self.engine.encrypt_block(&mut keystream);
+            io.xor_tail(full, &keystream);
+        }
+    }
+}
+
+impl fmt::Debug for Aes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Aes")
+            .field("backend", &self.backend())
+            .field("key_len", &self.key_len)
+            .finish_non_exhaustive()
+    }
+}
+
+fn check_aligned(len: usize) -> Result<(), Error> {
+    if len.is_multiple_of(BLOCK) {
+        Ok(())
+    } else {
+        Err(Error::NotBlockAligned(len))
+    }
+}

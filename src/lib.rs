@@ -1,0 +1,9 @@
+//! MariaDB Aria page encryption. Confidentiality without integrity, as in
+//! MariaDB: the format has no MAC, and a page's only check is a CRC-32 of
+//! its plaintext.
+
+pub mod kernel;
+
+mod error;
+
+pub use error::Error;
