@@ -250,6 +250,7 @@ mdb_stop_pid() {
     return 0
 }
 
+# shellcheck disable=SC2120 # the timeout argument is optional
 mdb_stop() {
     [ -n "$MDB_PID" ] || return 0
     mdb_session_close

@@ -121,8 +121,8 @@ pub(crate) fn cbc_encrypt(
     let mut next = next_nonempty(jobs, 0);
     let mut now = 0;
     loop {
-        for lane in 0..lane_count {
-            if lanes.job[lane] != IDLE || start_at[lane] > now {
+        for (lane, &start) in start_at.iter().enumerate().take(lane_count) {
+            if lanes.job[lane] != IDLE || start > now {
                 continue;
             }
             if let Some(job) = next {
@@ -134,16 +134,14 @@ pub(crate) fn cbc_encrypt(
         }
         let mut steps = MAX_RUN;
         let mut active = false;
-        for lane in 0..lane_count {
+        for (lane, &start) in start_at.iter().enumerate().take(lane_count) {
             match lanes.position(lane) {
                 Some((job, block)) => {
                     active = true;
                     steps = steps.min(blocks(&jobs[job]) - block);
                 }
                 // Stop the run when a waiting lane may join.
-                None if next.is_some() && start_at[lane] > now => {
-                    steps = steps.min(start_at[lane] - now);
-                }
+                None if next.is_some() && start > now => steps = steps.min(start - now),
                 None => {}
             }
         }
