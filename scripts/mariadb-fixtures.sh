@@ -428,7 +428,7 @@ for bs in 16384 32768; do
     fkm_opts "$KEYS_127" AES_CBC
     new_server "$c" --aria-block-size=$bs "${FKM[@]}"
     [ "$(mdb_sql 'SELECT @@aria_block_size')" = "$bs" ] || die "aria_block_size not $bs"
-    std_case_create "$c" 1 $((bs == 16384 ? 1000 : 1500))
+    std_case_create "$c" 1 $((bs == 16384 ? 1000 : 1200))
     mdb_stop
     std_case_collect "$c"
     cp "$KEYS_127" "$STAGE/$c/keys.txt"

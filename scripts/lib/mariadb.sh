@@ -64,6 +64,21 @@
 #             --file-key-management-filename=/path/keys.txt --aria-encrypt-tables=ON
 #   mdb_sql "CREATE DATABASE d; CREATE TABLE d.t (a INT) ENGINE=Aria"
 #   mdb_stop
+#
+# Notes (observed with 10.11.19-MariaDB-0+deb12u1):
+# * A non-default aria_block_size must be given to mdb_install_db as well as to
+#   mdb_start: aria_log_control records the block size and a server started
+#   with another one aborts ("Block size in control file (8192) is different
+#   than given aria_block_size"). 4096 cannot be installed at all (see
+#   scripts/mariadb-fixtures.sh, case bs4096, for the work-around).
+# * debug_key_management is an "experimental" plugin: mdb_start needs
+#   --plugin-maturity=experimental with --plugin-load-add=debug_key_management.
+# * mdb_start always passes --aria-log-dir-path=<datadir> (the compiled-in
+#   default is /var/lib/mysql) and --innodb-buffer-pool-size=64M; caller
+#   options come last and win.
+# * The sequence engine (seq_1_to_N) needs a current database: mdb_sql ... -D db.
+# * The session client stops at the first SQL error; mdb_session_run then fails.
+# * If MDB_WORKDIR is set by the caller, that directory is used and never deleted.
 
 MDB_WORKDIR=${MDB_WORKDIR:-}
 MDB_START_TIMEOUT=${MDB_START_TIMEOUT:-60}
@@ -164,10 +179,12 @@ mdb_install_db() {
 }
 
 mdb__alive() {
-    # true while PID exists and is not a zombie
+    # true while PID exists and is not a zombie (reads /proc: no procps needed)
     local st
-    st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
-    [ -n "$st" ] && [ "${st:0:1}" != Z ]
+    { read -r st <"/proc/$1/stat"; } 2>/dev/null || return 1
+    st=${st##*) }
+    case ${st:0:1} in Z | X | '') return 1 ;; esac
+    return 0
 }
 
 mdb__forget_pid() {
@@ -276,7 +293,7 @@ mdb_session_run() {
     [ -n "$MDB_SESSION_PID" ] || { mdb_die "no session open"; return 1; }
     local sql=$1 start token deadline
     MDB_SESSION_SEQ=$((MDB_SESSION_SEQ + 1))
-    token="MDB-SESSION-SYNC-$$-$MDB_SESSION_SEQ"
+    token="MDB-SESSION-SYNC-$BASHPID-$MDB_SESSION_SEQ-$RANDOM"
     start=$(($(wc -c <"$MDB_SESSION_OUT") + 1))
     printf '%s\n;\nSELECT '\''%s'\'';\n' "$sql" "$token" >&"$MDB_SESSION_FD" || {
         mdb_die "session: cannot write to client"
