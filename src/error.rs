@@ -1,7 +1,9 @@
-//! The crate's error type.
+//! The crate's error type. Messages never contain key material.
 
 use std::fmt;
+use std::path::PathBuf;
 
+use crate::aria::PageFile;
 use crate::kernel::Backend;
 
 /// Everything that can go wrong, with enough context to act on it.
@@ -25,6 +27,160 @@ pub enum Error {
     UnknownBackend(String),
     /// An algorithm name other than `cbc` or `ctr`.
     UnknownMode(String),
+    /// Reading or writing a file failed.
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// A key file that cannot be used.
+    KeyFile {
+        /// The key file (or a description of where the text came from).
+        path: PathBuf,
+        /// 1-based line number, when the fault is on one line.
+        line: Option<usize>,
+        /// What is wrong.
+        fault: KeyFileFault,
+    },
+    /// The key provider has no key with this id.
+    KeyNotFound {
+        /// The key id.
+        key_id: u32,
+    },
+    /// The key provider has the key id but not this version of it.
+    KeyVersionNotFound {
+        /// The key id.
+        key_id: u32,
+        /// The version asked for.
+        version: u32,
+    },
+    /// A `.MAI` file header that cannot be parsed.
+    Header {
+        /// The `.MAI` file, when known.
+        path: Option<PathBuf>,
+        /// What is wrong.
+        fault: HeaderFault,
+    },
+    /// A page that cannot be encrypted or decrypted.
+    Page {
+        /// The file, when known.
+        path: Option<PathBuf>,
+        /// Index (`.MAI`) or data (`.MAD`) file.
+        file: PageFile,
+        /// Page number within the file (`offset / block_size`).
+        page: u32,
+        /// What is wrong.
+        fault: PageFault,
+    },
+}
+
+/// What is wrong with a key file (MariaDB `file_key_management` rules).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyFileFault {
+    /// A key id that is not a decimal number in 1..=4294967295.
+    KeyId,
+    /// A line that is not `id;hexkey` (the `;` is missing).
+    Syntax,
+    /// A key version that is not a decimal number in 1..=4294967294
+    /// (versioned key files only).
+    KeyVersion,
+    /// A key that is not hex digit pairs (a bad digit, or an odd digit out).
+    KeyHex,
+    /// A key of this many bytes; AES keys are 16, 24 or 32 bytes.
+    KeyLength(usize),
+    /// Key id 1 is missing: MariaDB refuses to start without it.
+    MissingKey1,
+    /// The file is larger than MariaDB reads (1 MiB); its size.
+    TooLarge(u64),
+    /// A secret was given but the file does not start with `Salted__`.
+    NotEncrypted,
+    /// The `Salted__` file does not decrypt with this secret (bad padding).
+    WrongSecret,
+    /// A `Salted__` file too short to hold its salt and one block.
+    Truncated,
+    /// The secret file given with `FILE:` is empty or longer than 256 bytes.
+    Secret,
+}
+
+/// What is wrong with a `.MAI` file header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HeaderFault {
+    /// Fewer bytes than the header needs.
+    Truncated {
+        /// Bytes needed.
+        need: usize,
+        /// Bytes available.
+        have: usize,
+    },
+    /// The file does not start with the Aria magic `FE FE 09 03`.
+    Magic([u8; 4]),
+    /// A block size that is not a multiple of 1024 in 4096..=32768.
+    BlockSize(u32),
+    /// A header field with an impossible value.
+    Field {
+        /// The field's name.
+        field: &'static str,
+        /// Its value.
+        value: u64,
+    },
+    /// A crypt block whose type or length byte is not 1 / 20.
+    CryptScheme {
+        /// Scheme type byte (must be 1).
+        kind: u8,
+        /// Length byte (must be 20).
+        len: u8,
+    },
+    /// The table is not encrypted, so it has no crypt block.
+    NotEncrypted,
+}
+
+/// What is wrong with one page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PageFault {
+    /// A page buffer whose length is not the table's block size.
+    Size {
+        /// The block size.
+        expected: usize,
+        /// The buffer's length.
+        actual: usize,
+    },
+    /// A key version of 0 or 0xFFFFFFFF stamped in (or asked for) a page.
+    KeyVersion(u32),
+    /// The key provider has no key with this id.
+    NoKey {
+        /// The key id.
+        key_id: u32,
+    },
+    /// The key provider cannot supply this key id and version.
+    KeyUnavailable {
+        /// The key id.
+        key_id: u32,
+        /// The version.
+        version: u32,
+    },
+    /// The checksum of the decrypted page does not match: a wrong key, a
+    /// wrong algorithm (CBC/CTR) or a corrupt page.
+    Checksum {
+        /// The CRC stored in the page.
+        stored: u32,
+        /// The CRC of the decrypted page.
+        computed: u32,
+    },
+    /// An index page whose `page_used` is outside `[header, block_size - 4]`.
+    PageUsed {
+        /// The stored value.
+        value: u32,
+        /// Smallest valid value (the page header length).
+        min: u32,
+        /// Largest valid value.
+        max: u32,
+    },
+    /// A page number past the 32-bit range Aria page numbers use.
+    Number(u64),
 }
 
 impl fmt::Display for Error {
@@ -50,8 +206,127 @@ impl fmt::Display for Error {
             Error::UnknownMode(name) => {
                 write!(f, "unknown algorithm {name:?} (expected cbc or ctr)")
             }
+            Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            Error::KeyFile { path, line, fault } => {
+                write!(f, "{}", path.display())?;
+                if let Some(line) = line {
+                    write!(f, " line {line}")?;
+                }
+                write!(f, ": {fault}")
+            }
+            Error::KeyNotFound { key_id } => write!(f, "no key with id {key_id}"),
+            Error::KeyVersionNotFound { key_id, version } => {
+                write!(f, "key id {key_id} has no version {version}")
+            }
+            Error::Header { path, fault } => {
+                if let Some(path) = path {
+                    write!(f, "{}: ", path.display())?;
+                }
+                write!(f, "bad Aria header: {fault}")
+            }
+            Error::Page {
+                path,
+                file,
+                page,
+                fault,
+            } => {
+                match path {
+                    Some(path) => write!(f, "{} page {page}: ", path.display())?,
+                    None => write!(f, "{file} page {page}: ")?,
+                }
+                write!(f, "{fault}")
+            }
         }
     }
 }
 
-impl std::error::Error for Error {}
+impl fmt::Display for KeyFileFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyFileFault::KeyId => f.write_str("key id must be a number from 1 to 4294967295"),
+            KeyFileFault::Syntax => f.write_str("syntax error: expected <key id>;<hex key>"),
+            KeyFileFault::KeyVersion => {
+                f.write_str("key version must be a number from 1 to 4294967294")
+            }
+            KeyFileFault::KeyHex => f.write_str("key is not an even number of hex digits"),
+            KeyFileFault::KeyLength(n) => {
+                write!(f, "key of {n} bytes (AES keys are 16, 24 or 32 bytes)")
+            }
+            KeyFileFault::MissingKey1 => f.write_str("key id 1 is missing (MariaDB requires it)"),
+            KeyFileFault::TooLarge(n) => {
+                write!(
+                    f,
+                    "file of {n} bytes is larger than the 1 MiB MariaDB reads"
+                )
+            }
+            KeyFileFault::NotEncrypted => f.write_str(
+                "a key-file secret was given but the file is not encrypted (no Salted__ header)",
+            ),
+            KeyFileFault::WrongSecret => {
+                f.write_str("cannot decrypt the key file: wrong secret (bad padding)")
+            }
+            KeyFileFault::Truncated => f.write_str("encrypted key file is truncated"),
+            KeyFileFault::Secret => f.write_str("the key-file secret must be 1 to 256 bytes"),
+        }
+    }
+}
+
+impl fmt::Display for HeaderFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HeaderFault::Truncated { need, have } => {
+                write!(f, "truncated: {have} bytes, the header needs {need}")
+            }
+            HeaderFault::Magic(m) => write!(
+                f,
+                "not an Aria index file (magic {:02x}{:02x}{:02x}{:02x}, expected fefe0903)",
+                m[0], m[1], m[2], m[3]
+            ),
+            HeaderFault::BlockSize(bs) => write!(
+                f,
+                "block size {bs} (Aria uses multiples of 1024 from 4096 to 32768)"
+            ),
+            HeaderFault::Field { field, value } => write!(f, "impossible {field} {value}"),
+            HeaderFault::CryptScheme { kind, len } => write!(
+                f,
+                "unsupported crypt scheme (type {kind}, length {len}; expected type 1, length 20)"
+            ),
+            HeaderFault::NotEncrypted => f.write_str("the table is not encrypted"),
+        }
+    }
+}
+
+impl fmt::Display for PageFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PageFault::Size { expected, actual } => {
+                write!(f, "page buffer of {actual} bytes, block size is {expected}")
+            }
+            PageFault::KeyVersion(v) => write!(
+                f,
+                "invalid key version {v} (0 and 4294967295 are never valid)"
+            ),
+            PageFault::NoKey { key_id } => write!(f, "no key with id {key_id}"),
+            PageFault::KeyUnavailable { key_id, version } => {
+                write!(f, "key id {key_id} version {version} is not available")
+            }
+            PageFault::Checksum { stored, computed } => write!(
+                f,
+                "checksum mismatch after decryption (stored {stored:08x}, computed {computed:08x}): wrong key, wrong algorithm or corrupt page"
+            ),
+            PageFault::PageUsed { value, min, max } => {
+                write!(f, "index page_used {value} outside {min}..={max}")
+            }
+            PageFault::Number(n) => write!(f, "page number {n} exceeds 32 bits"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

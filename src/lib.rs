@@ -2,8 +2,11 @@
 //! MariaDB: the format has no MAC, and a page's only check is a CRC-32 of
 //! its plaintext.
 
+pub mod aria;
 pub mod kernel;
+pub mod keys;
+pub mod policy;
 
 mod error;
 
-pub use error::Error;
+pub use error::{Error, HeaderFault, KeyFileFault, PageFault};

@@ -1,0 +1,133 @@
+//! Whole-page work as an engine calls it, beside the bare kernel on the same
+//! bytes: checksum + encrypt + stamp (the server's write hook) and
+//! decrypt + verify (its read hook), for one 8 KiB head page and for a batch
+//! of 64 pages (a buffer-pool flush), AES-CBC on the active backend.
+//!
+//! `cargo bench --bench aria` prints criterion's report, then a table with
+//! GB/s and each row's speed relative to the bare kernel.
+
+mod support;
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{Criterion, Throughput};
+use mariadb_aria_crypt::aria::{CryptData, PageFile, PageRef, TableCipher, TableGeometry};
+use mariadb_aria_crypt::kernel::{Backend, Job, Mode};
+use mariadb_aria_crypt::keys::{KeyMaterial, VersionedKeyProvider};
+use support::Row;
+
+const BS: usize = 8192;
+const BATCH: usize = 64;
+const KERNEL: &str = "kernel";
+
+fn cipher() -> TableCipher {
+    let mut keys = VersionedKeyProvider::new();
+    keys.insert(1, 1, KeyMaterial::new(&[0x11; 32]).unwrap())
+        .unwrap();
+    let geometry = TableGeometry {
+        block_size: BS as u32,
+        keystart: BS as u64,
+        transactional: true,
+    };
+    let crypt = CryptData {
+        space: 0x1234_5678,
+        scheme_iv: [0x5e; 16],
+    };
+    TableCipher::new(geometry, crypt, 1, Mode::Cbc, Arc::new(keys))
+}
+
+/// Head pages (type 1) with a plausible header and arbitrary row bytes.
+fn head_pages(n: usize) -> Vec<u8> {
+    let mut pages = vec![0u8; n * BS];
+    for (i, page) in pages.chunks_exact_mut(BS).enumerate() {
+        page[..7].copy_from_slice(&[1, 0, 0, (i as u8).wrapping_add(3), 0xb1, 6, 0]);
+        page[7] = 1;
+        for (j, b) in page[16..BS - 4].iter_mut().enumerate() {
+            *b = (j as u8).wrapping_mul(31) ^ i as u8;
+        }
+    }
+    pages
+}
+
+fn refs(pool: &mut [u8]) -> Vec<PageRef<'_>> {
+    pool.chunks_exact_mut(BS)
+        .enumerate()
+        // Data page 0 is a bitmap page; start at 1.
+        .map(|(i, data)| PageRef {
+            number: i as u32 + 1,
+            data,
+        })
+        .collect()
+}
+
+fn bench(c: &mut Criterion, rows: &mut Vec<Row>) {
+    let cipher = cipher();
+    let local = cipher.local_key(1).unwrap();
+    for pages in [1, BATCH] {
+        let name = format!("pages{pages}");
+        let mut group = c.benchmark_group(&name);
+        group.throughput(Throughput::Bytes((pages * BS) as u64));
+        let plain = head_pages(pages);
+
+        // The bare kernel: CBC over the same page bodies, nothing else.
+        let mut pool = plain.clone();
+        group.bench_function(KERNEL, |b| {
+            b.iter(|| {
+                let mut jobs: Vec<Job> = black_box(&mut pool)
+                    .chunks_exact_mut(BS)
+                    .map(|page| Job::in_place([7; 16], &mut page[16..BS - 4]))
+                    .collect();
+                local.encrypt_batch(Mode::Cbc, &mut jobs);
+            })
+        });
+
+        let mut pool = plain.clone();
+        group.bench_function("encrypt", |b| {
+            b.iter_batched_ref(
+                || pool.clone(),
+                |pool| {
+                    let mut pages = refs(pool);
+                    cipher.encrypt_pages(PageFile::Data, &mut pages)
+                },
+                criterion::BatchSize::LargeInput,
+            )
+        });
+
+        let mut encrypted = plain.clone();
+        let results = cipher.encrypt_pages(PageFile::Data, &mut refs(&mut encrypted));
+        assert!(results.iter().all(Result::is_ok));
+        group.bench_function("decrypt", |b| {
+            b.iter_batched_ref(
+                || encrypted.clone(),
+                |pool| {
+                    let mut pages = refs(pool);
+                    cipher.decrypt_pages(PageFile::Data, &mut pages)
+                },
+                criterion::BatchSize::LargeInput,
+            )
+        });
+        pool.clear();
+        group.finish();
+        rows.push(Row {
+            group: name,
+            bytes: (pages * BS) as u64,
+            baseline: KERNEL,
+            ids: vec![KERNEL.into(), "encrypt".into(), "decrypt".into()],
+        });
+    }
+}
+
+fn main() {
+    let mut c = support::criterion();
+    let mut rows = Vec::new();
+    bench(&mut c, &mut rows);
+    c.final_summary();
+    support::print_summary(
+        &format!(
+            "Whole 8 KiB pages (AES-CBC, backend {}) vs the bare kernel batch",
+            Backend::active()
+        ),
+        &rows,
+    );
+}

@@ -1,0 +1,576 @@
+//! Encrypting and decrypting whole pages of one table, as the server's page
+//! hooks do (`storage/maria/ma_crypt.c`).
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use zeroize::Zeroizing;
+
+use super::header::{CryptData, TableGeometry, TableHeader};
+use super::page::{CRC_LEN, Layout, PageFile, PageKind, page_crc, page_iv, read_le32};
+use crate::Error;
+use crate::error::{HeaderFault, PageFault};
+use crate::kernel::{Aes, Backend, Job, Mode};
+use crate::keys::{KeyProvider, is_valid_version};
+use crate::policy::{self, TableKind};
+
+/// What happened to a page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PageStatus {
+    /// An encrypted page, processed with this key version (the version
+    /// stamped in it for decryption, the latest for encryption).
+    Encrypted {
+        /// The key version.
+        key_version: u32,
+    },
+    /// `.MAI` header bytes: never encrypted, left unchanged.
+    Header,
+    /// A bitmap page: never encrypted, left unchanged.
+    Bitmap,
+    /// All zero bytes: never written, left unchanged.
+    Unwritten,
+}
+
+/// A page of a batch: its number in its file and its bytes.
+#[derive(Debug)]
+pub struct PageRef<'a> {
+    /// Page number (`offset / block_size`).
+    pub number: u32,
+    /// The page, one block long.
+    pub data: &'a mut [u8],
+}
+
+/// How many (key id, version) local keys a table keeps; the server keeps
+/// three per table.
+const KEY_CACHE_CAPACITY: usize = 8;
+
+/// The per-table key cache: (key id, version) to the AES key schedule of
+/// the local key, so a page never pays for key setup.
+struct KeyCache {
+    entries: RwLock<Vec<(u32, u32, Arc<Aes>)>>,
+}
+
+impl KeyCache {
+    fn get(&self, key_id: u32, version: u32) -> Option<Arc<Aes>> {
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        entries
+            .iter()
+            .find(|(id, v, _)| *id == key_id && *v == version)
+            .map(|(_, _, aes)| Arc::clone(aes))
+    }
+
+    fn insert(&self, key_id: u32, version: u32, aes: Arc<Aes>) {
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        if entries
+            .iter()
+            .any(|(id, v, _)| *id == key_id && *v == version)
+        {
+            return;
+        }
+        if entries.len() == KEY_CACHE_CAPACITY {
+            entries.remove(0);
+        }
+        entries.push((key_id, version, aes));
+    }
+}
+
+/// Encrypts and decrypts the pages of one table.
+///
+/// Holds the table's crypt data, the key id and algorithm, a key provider
+/// and a bounded cache of local keys. It is `Send + Sync`: share one per
+/// table between threads.
+pub struct TableCipher {
+    geometry: TableGeometry,
+    crypt: CryptData,
+    key_id: u32,
+    mode: Mode,
+    backend: Backend,
+    provider: Arc<dyn KeyProvider>,
+    cache: KeyCache,
+    index_path: Option<PathBuf>,
+    data_path: Option<PathBuf>,
+}
+
+impl fmt::Debug for TableCipher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TableCipher")
+            .field("geometry", &self.geometry)
+            .field("crypt", &self.crypt)
+            .field("key_id", &self.key_id)
+            .field("mode", &self.mode)
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TableCipher {
+    /// A cipher for a table's pages with an explicit key id.
+    pub fn new(
+        geometry: TableGeometry,
+        crypt: CryptData,
+        key_id: u32,
+        mode: Mode,
+        provider: Arc<dyn KeyProvider>,
+    ) -> Self {
+        TableCipher {
+            geometry,
+            crypt,
+            key_id,
+            mode,
+            backend: Backend::active(),
+            provider,
+            cache: KeyCache {
+                entries: RwLock::new(Vec::new()),
+            },
+            index_path: None,
+            data_path: None,
+        }
+    }
+
+    /// A cipher for an encrypted table, with the key id the server would
+    /// use (see [`policy::key_id`]).
+    ///
+    /// # Errors
+    /// [`Error::Header`] if the table is not encrypted.
+    pub fn for_table(
+        header: &TableHeader,
+        mode: Mode,
+        provider: Arc<dyn KeyProvider>,
+    ) -> Result<Self, Error> {
+        let crypt = header.crypt.ok_or(Error::Header {
+            path: None,
+            fault: HeaderFault::NotEncrypted,
+        })?;
+        let key_id = policy::key_id(TableKind::of(header), &*provider);
+        Ok(Self::new(header.geometry, crypt, key_id, mode, provider))
+    }
+
+    /// Runs AES on `backend` instead of [`Backend::active`].
+    ///
+    /// # Errors
+    /// [`Error::UnsupportedBackend`] if this CPU cannot run it.
+    pub fn with_backend(mut self, backend: Backend) -> Result<Self, Error> {
+        if !backend.is_supported() {
+            return Err(Error::UnsupportedBackend(backend));
+        }
+        self.backend = backend;
+        self.cache = KeyCache {
+            entries: RwLock::new(Vec::new()),
+        };
+        Ok(self)
+    }
+
+    /// Names the table's files in error messages.
+    pub fn with_files(mut self, index: impl Into<PathBuf>, data: impl Into<PathBuf>) -> Self {
+        self.index_path = Some(index.into());
+        self.data_path = Some(data.into());
+        self
+    }
+
+    /// The table's geometry.
+    pub fn geometry(&self) -> &TableGeometry {
+        &self.geometry
+    }
+
+    /// The table's crypt data.
+    pub fn crypt(&self) -> &CryptData {
+        &self.crypt
+    }
+
+    /// The key id in use.
+    pub fn key_id(&self) -> u32 {
+        self.key_id
+    }
+
+    /// CBC or CTR.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The AES backend in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The key provider.
+    pub fn provider(&self) -> &Arc<dyn KeyProvider> {
+        &self.provider
+    }
+
+    fn page_error(&self, file: PageFile, page: u32, fault: PageFault) -> Error {
+        let path = match file {
+            PageFile::Index => self.index_path.clone(),
+            PageFile::Data => self.data_path.clone(),
+        };
+        Error::Page {
+            path,
+            file,
+            page,
+            fault,
+        }
+    }
+
+    /// The latest version of the table's key, as the server asks on every
+    /// write.
+    ///
+    /// # Errors
+    /// [`Error::KeyNotFound`] if the provider has no such key id, or
+    /// [`Error::KeyVersionNotFound`] if its latest version is 0 or
+    /// 0xFFFFFFFF.
+    pub fn latest_version(&self) -> Result<u32, Error> {
+        let version = self
+            .provider
+            .latest_version(self.key_id)
+            .ok_or(Error::KeyNotFound {
+                key_id: self.key_id,
+            })?;
+        if !is_valid_version(version) {
+            return Err(Error::KeyVersionNotFound {
+                key_id: self.key_id,
+                version,
+            });
+        }
+        Ok(version)
+    }
+
+    /// The AES-128 schedule of the table's local key for `version`:
+    /// `AES-ECB(global key, scheme_iv)`, derived once and cached.
+    ///
+    /// # Errors
+    /// What the provider returns for an unknown key id or version.
+    pub fn local_key(&self, version: u32) -> Result<Arc<Aes>, Error> {
+        if let Some(aes) = self.cache.get(self.key_id, version) {
+            return Ok(aes);
+        }
+        let global = self.provider.key(self.key_id, version)?;
+        let mut local = Zeroizing::new(self.crypt.scheme_iv);
+        Aes::with_backend(global.as_bytes(), self.backend)?.encrypt_block(&mut local);
+        let aes = Arc::new(Aes::with_backend(&*local, self.backend)?);
+        self.cache.insert(self.key_id, version, Arc::clone(&aes));
+        Ok(aes)
+    }
+
+    fn local_key_for_page(
+        &self,
+        file: PageFile,
+        page_no: u32,
+        version: u32,
+    ) -> Result<Arc<Aes>, Error> {
+        if !is_valid_version(version) {
+            return Err(self.page_error(file, page_no, PageFault::KeyVersion(version)));
+        }
+        self.local_key(version).map_err(|_| {
+            let fault = PageFault::KeyUnavailable {
+                key_id: self.key_id,
+                version,
+            };
+            self.page_error(file, page_no, fault)
+        })
+    }
+
+    fn classify(&self, file: PageFile, page_no: u32, page: &[u8]) -> Result<PageKind, Error> {
+        self.geometry
+            .classify(file, page_no, page)
+            .map_err(|fault| self.page_error(file, page_no, fault))
+    }
+
+    /// Encrypts a plaintext page in place as the server's write hook does:
+    /// zero the key-version field, store the checksum, encrypt, stamp the
+    /// latest key version. Header, bitmap and all-zero pages are left
+    /// unchanged. On error the page is unchanged.
+    ///
+    /// # Errors
+    /// [`Error::Page`] for a page of the wrong size or with a bad
+    /// `page_used`, or when the key is not available.
+    pub fn encrypt_page(
+        &self,
+        file: PageFile,
+        page_no: u32,
+        page: &mut [u8],
+    ) -> Result<PageStatus, Error> {
+        let mut pages = [PageRef {
+            number: page_no,
+            data: page,
+        }];
+        self.encrypt_pages(file, &mut pages)
+            .pop()
+            .unwrap_or(Ok(PageStatus::Unwritten))
+    }
+
+    /// Decrypts an encrypted page in place as the server's read hook does:
+    /// decrypt with the stamped key version, zero the stamp, verify the
+    /// checksum. Header, bitmap and all-zero pages are left unchanged. On
+    /// error the page is unchanged.
+    ///
+    /// # Errors
+    /// [`Error::Page`]: a key version of 0 or 0xFFFFFFFF, a key the
+    /// provider does not have, a bad `page_used`, or a checksum mismatch
+    /// (wrong key, wrong algorithm or corrupt page).
+    pub fn decrypt_page(
+        &self,
+        file: PageFile,
+        page_no: u32,
+        page: &mut [u8],
+    ) -> Result<PageStatus, Error> {
+        let mut pages = [PageRef {
+            number: page_no,
+            data: page,
+        }];
+        self.decrypt_pages(file, &mut pages)
+            .pop()
+            .unwrap_or(Ok(PageStatus::Unwritten))
+    }
+
+    /// [`encrypt_page`](Self::encrypt_page) from `src` into `dst`; `src` is
+    /// never modified.
+    ///
+    /// # Errors
+    /// As `encrypt_page`, and [`Error::LengthMismatch`].
+    pub fn encrypt_page_to(
+        &self,
+        file: PageFile,
+        page_no: u32,
+        src: &[u8],
+        dst: &mut [u8],
+    ) -> Result<PageStatus, Error> {
+        copy_page(src, dst)?;
+        self.encrypt_page(file, page_no, dst)
+    }
+
+    /// [`decrypt_page`](Self::decrypt_page) from `src` into `dst`; `src` is
+    /// never modified.
+    ///
+    /// # Errors
+    /// As `decrypt_page`, and [`Error::LengthMismatch`].
+    pub fn decrypt_page_to(
+        &self,
+        file: PageFile,
+        page_no: u32,
+        src: &[u8],
+        dst: &mut [u8],
+    ) -> Result<PageStatus, Error> {
+        copy_page(src, dst)?;
+        self.decrypt_page(file, page_no, dst)
+    }
+
+    /// Encrypts many plaintext pages of one file with the latest key
+    /// version, through the kernel's multi-buffer path (a buffer-pool
+    /// flush). Returns one result per page; a page that fails is unchanged.
+    pub fn encrypt_pages(
+        &self,
+        file: PageFile,
+        pages: &mut [PageRef<'_>],
+    ) -> Vec<Result<PageStatus, Error>> {
+        let (layouts, results) = self.classify_for_encryption(file, pages);
+        if layouts.iter().all(Option::is_none) {
+            return results;
+        }
+        // As the server: the latest version of the key on every write.
+        let key = match self.latest_version() {
+            Ok(version) => self
+                .local_key(version)
+                .map(|aes| (version, aes))
+                .map_err(|_| PageFault::KeyUnavailable {
+                    key_id: self.key_id,
+                    version,
+                }),
+            Err(_) => Err(PageFault::NoKey {
+                key_id: self.key_id,
+            }),
+        };
+        self.encrypt_classified(file, pages, layouts, results, key)
+    }
+
+    /// [`encrypt_pages`](Self::encrypt_pages) with an explicit key version
+    /// instead of the latest one (to reproduce a page exactly, or to write
+    /// a version the provider does not call latest).
+    pub fn encrypt_pages_as(
+        &self,
+        file: PageFile,
+        pages: &mut [PageRef<'_>],
+        key_version: u32,
+    ) -> Vec<Result<PageStatus, Error>> {
+        let (layouts, results) = self.classify_for_encryption(file, pages);
+        let key = if is_valid_version(key_version) {
+            self.local_key(key_version)
+                .map(|aes| (key_version, aes))
+                .map_err(|_| PageFault::KeyUnavailable {
+                    key_id: self.key_id,
+                    version: key_version,
+                })
+        } else {
+            Err(PageFault::KeyVersion(key_version))
+        };
+        self.encrypt_classified(file, pages, layouts, results, key)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn classify_for_encryption(
+        &self,
+        file: PageFile,
+        pages: &[PageRef<'_>],
+    ) -> (Vec<Option<Layout>>, Vec<Result<PageStatus, Error>>) {
+        let mut results = Vec::with_capacity(pages.len());
+        let mut layouts = Vec::with_capacity(pages.len());
+        for page in pages {
+            let (layout, result) = match self.classify(file, page.number, page.data) {
+                // Replaced by the key version once encrypted.
+                Ok(PageKind::Encrypted(layout)) => (Some(layout), Ok(PageStatus::Unwritten)),
+                Ok(kind) => (None, Ok(skipped(&kind))),
+                Err(e) => (None, Err(e)),
+            };
+            layouts.push(layout);
+            results.push(result);
+        }
+        (layouts, results)
+    }
+
+    fn encrypt_classified(
+        &self,
+        file: PageFile,
+        pages: &mut [PageRef<'_>],
+        layouts: Vec<Option<Layout>>,
+        mut results: Vec<Result<PageStatus, Error>>,
+        key: Result<(u32, Arc<Aes>), PageFault>,
+    ) -> Vec<Result<PageStatus, Error>> {
+        if layouts.iter().all(Option::is_none) {
+            return results;
+        }
+        let (version, aes) = match key {
+            Ok(key) => key,
+            Err(fault) => {
+                for ((page, layout), result) in pages.iter().zip(&layouts).zip(results.iter_mut()) {
+                    if layout.is_some() {
+                        *result = Err(self.page_error(file, page.number, fault.clone()));
+                    }
+                }
+                return results;
+            }
+        };
+
+        let mut jobs = Vec::with_capacity(pages.len());
+        for ((page, layout), result) in pages.iter_mut().zip(&layouts).zip(results.iter_mut()) {
+            let Some(layout) = layout else { continue };
+            let data = &mut *page.data;
+            write_le32(data, layout.key_version_at, 0);
+            let crc = page_crc(page.number, &data[..layout.crc_end]);
+            let bs = data.len();
+            write_le32(data, bs - CRC_LEN, crc);
+            let iv = page_iv(self.crypt.space, page.number, data);
+            let (head, rest) = data.split_at_mut(layout.body.start);
+            write_le32(head, layout.key_version_at, version);
+            jobs.push(Job::in_place(iv, &mut rest[..layout.body.len()]));
+            *result = Ok(PageStatus::Encrypted {
+                key_version: version,
+            });
+        }
+        aes.encrypt_batch(self.mode, &mut jobs);
+        results
+    }
+
+    /// Decrypts many pages of one file, each with the key version stamped
+    /// in it, and verifies every checksum. Returns one result per page; a
+    /// page that fails is left exactly as it was.
+    pub fn decrypt_pages(
+        &self,
+        file: PageFile,
+        pages: &mut [PageRef<'_>],
+    ) -> Vec<Result<PageStatus, Error>> {
+        let mut results: Vec<Result<PageStatus, Error>> = Vec::with_capacity(pages.len());
+        // (layout, key, version) for the pages to decrypt.
+        let mut work: Vec<Option<(Layout, Arc<Aes>, u32)>> = Vec::with_capacity(pages.len());
+        for page in pages.iter() {
+            let (result, prepared) = match self.classify(file, page.number, page.data) {
+                Ok(PageKind::Encrypted(layout)) => {
+                    let version = layout.key_version(page.data);
+                    match self.local_key_for_page(file, page.number, version) {
+                        Ok(aes) => (
+                            Ok(PageStatus::Encrypted {
+                                key_version: version,
+                            }),
+                            Some((layout, aes, version)),
+                        ),
+                        Err(e) => (Err(e), None),
+                    }
+                }
+                Ok(kind) => (Ok(skipped(&kind)), None),
+                Err(e) => (Err(e), None),
+            };
+            results.push(result);
+            work.push(prepared);
+        }
+
+        // Decrypt, grouped by key so each group is one kernel batch.
+        let mut done = vec![false; pages.len()];
+        for first in 0..pages.len() {
+            let Some((_, aes, _)) = &work[first] else {
+                continue;
+            };
+            if done[first] {
+                continue;
+            }
+            let aes = Arc::clone(aes);
+            let mut jobs = Vec::new();
+            for ((page, w), done) in pages.iter_mut().zip(&work).zip(done.iter_mut()).skip(first) {
+                let Some((layout, key, _)) = w else { continue };
+                if *done || !Arc::ptr_eq(key, &aes) {
+                    continue;
+                }
+                *done = true;
+                let iv = page_iv(self.crypt.space, page.number, page.data);
+                jobs.push(Job::in_place(iv, &mut page.data[layout.body.clone()]));
+            }
+            aes.decrypt_batch(self.mode, &mut jobs);
+        }
+
+        // Verify; restore the pages that fail.
+        for ((page, w), result) in pages.iter_mut().zip(&work).zip(results.iter_mut()) {
+            let Some((layout, aes, version)) = w else {
+                continue;
+            };
+            let data = &mut *page.data;
+            write_le32(data, layout.key_version_at, 0);
+            let computed = page_crc(page.number, &data[..layout.crc_end]);
+            let stored = read_le32(data, data.len() - CRC_LEN);
+            if computed != stored {
+                // CBC and CTR are permutations: encrypting the output gives
+                // back the exact input bytes.
+                let iv = page_iv(self.crypt.space, page.number, data);
+                aes.encrypt(self.mode, &iv, &mut data[layout.body.clone()]);
+                write_le32(data, layout.key_version_at, *version);
+                *result = Err(self.page_error(
+                    file,
+                    page.number,
+                    PageFault::Checksum { stored, computed },
+                ));
+            }
+        }
+        results
+    }
+}
+
+fn skipped(kind: &PageKind) -> PageStatus {
+    match kind {
+        PageKind::Header => PageStatus::Header,
+        PageKind::Bitmap => PageStatus::Bitmap,
+        _ => PageStatus::Unwritten,
+    }
+}
+
+fn write_le32(page: &mut [u8], at: usize, value: u32) {
+    if let Some(field) = page.get_mut(at..at + 4) {
+        field.copy_from_slice(&value.to_le_bytes());
+    }
+}
+
+fn copy_page(src: &[u8], dst: &mut [u8]) -> Result<(), Error> {
+    if src.len() != dst.len() {
+        return Err(Error::LengthMismatch {
+            src: src.len(),
+            dst: dst.len(),
+        });
+    }
+    dst.copy_from_slice(src);
+    Ok(())
+}

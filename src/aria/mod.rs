@@ -1,0 +1,16 @@
+//! The Aria on-disk format: the `.MAI` header and its crypt block, page
+//! kinds and layouts, page IVs and checksums, and [`TableCipher`], which
+//! encrypts and decrypts whole pages byte for byte as MariaDB does.
+
+mod cipher;
+mod header;
+mod page;
+
+pub use cipher::{PageRef, PageStatus, TableCipher};
+pub use header::{
+    CRYPT_BLOCK_LEN, CryptData, EXTRA_OPTION_ENCRYPTED, MAGIC, MAX_HEADER_LEN,
+    OPTION_PAGE_CHECKSUM, OPTION_TMP_TABLE, RowFormat, TableGeometry, TableHeader,
+};
+pub use page::{
+    CRC_LEN, EncryptedKind, Layout, PageFile, PageKind, page_crc, page_iv, page_lsn, pages_covered,
+};

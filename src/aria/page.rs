@@ -1,0 +1,223 @@
+//! Page kinds, where each keeps its key version and encrypted bytes, the
+//! per-page IV and the page checksum (spec §4.2, §5, §6).
+
+use std::fmt;
+use std::ops::Range;
+
+use super::header::TableGeometry;
+use crate::error::PageFault;
+
+/// Which of a table's two files a page belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PageFile {
+    /// The `.MAI` file: header, then index pages from `keystart`.
+    Index,
+    /// The `.MAD` file: bitmap and data pages.
+    Data,
+}
+
+impl PageFile {
+    /// `"MAI"` or `"MAD"`.
+    pub const fn extension(self) -> &'static str {
+        match self {
+            PageFile::Index => "MAI",
+            PageFile::Data => "MAD",
+        }
+    }
+}
+
+impl fmt::Display for PageFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, ".{}", self.extension())
+    }
+}
+
+/// The kind of an encrypted page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EncryptedKind {
+    /// Data page type 0: unallocated (encrypted like a head page once written).
+    Unallocated,
+    /// Data page type 1: head page (row directory).
+    Head,
+    /// Data page type 2: tail page.
+    Tail,
+    /// Data page type 3 and above: full page (BLOB data).
+    Full,
+    /// An index (B-tree) page of the `.MAI` file.
+    Index,
+}
+
+impl EncryptedKind {
+    /// Short lowercase name for reports.
+    pub const fn name(self) -> &'static str {
+        match self {
+            EncryptedKind::Unallocated => "unallocated",
+            EncryptedKind::Head => "head",
+            EncryptedKind::Tail => "tail",
+            EncryptedKind::Full => "full",
+            EncryptedKind::Index => "index",
+        }
+    }
+}
+
+/// Where an encrypted page keeps its key version, its ciphertext and the
+/// bytes its checksum covers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// Which kind of page.
+    pub kind: EncryptedKind,
+    /// Offset of the 4-byte little-endian key version.
+    pub key_version_at: usize,
+    /// The encrypted bytes (empty when an index page holds only its header).
+    pub body: Range<usize>,
+    /// The checksum covers `[0, crc_end)` of the plaintext.
+    pub crc_end: usize,
+}
+
+impl Layout {
+    /// The key version stamped in `page`.
+    pub fn key_version(&self, page: &[u8]) -> u32 {
+        read_le32(page, self.key_version_at)
+    }
+}
+
+/// What a page is, from its plaintext header bytes (which encryption never
+/// touches).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PageKind {
+    /// `.MAI` bytes below `keystart`: file header, never encrypted.
+    Header,
+    /// A `.MAD` bitmap page, never encrypted.
+    Bitmap,
+    /// All zero bytes: never written (a hole or preallocation).
+    Unwritten,
+    /// An encrypted page.
+    Encrypted(Layout),
+}
+
+/// Data pages covered by one bitmap page, plus the bitmap itself.
+pub fn pages_covered(block_size: u32) -> u32 {
+    (block_size.saturating_sub(4) / 6) * 16 + 1
+}
+
+/// Data page header: LSN (7), type, directory count, first free entry,
+/// free space (2), key version (4).
+const DATA_HEADER: usize = 16;
+const DATA_KEY_VERSION_AT: usize = 12;
+/// Full page header: LSN (7), type, key version (4).
+const FULL_HEADER: usize = 12;
+const FULL_KEY_VERSION_AT: usize = 8;
+const PAGE_TYPE_AT: usize = 7;
+const PAGE_TYPE_MASK: u8 = 7;
+/// The page checksum: the last four bytes of every page.
+pub const CRC_LEN: usize = 4;
+
+impl TableGeometry {
+    /// Index page header length: key version at `kh - 8`, `page_used` at
+    /// `kh - 2` (spec §5.4).
+    pub fn index_header_len(&self) -> usize {
+        if self.transactional { 21 } else { 15 }
+    }
+
+    /// The first page number of the index pages in the `.MAI` file.
+    pub fn first_index_page(&self) -> u64 {
+        self.keystart / u64::from(self.block_size.max(1))
+    }
+
+    /// Classifies page `page_no` of `file` from its bytes.
+    ///
+    /// # Errors
+    /// [`PageFault::Size`] if `page` is not one block long,
+    /// [`PageFault::PageUsed`] for an index page whose `page_used` is out of
+    /// range.
+    pub fn classify(
+        &self,
+        file: PageFile,
+        page_no: u32,
+        page: &[u8],
+    ) -> Result<PageKind, PageFault> {
+        let bs = self.block_size as usize;
+        if page.len() != bs {
+            return Err(PageFault::Size {
+                expected: bs,
+                actual: page.len(),
+            });
+        }
+        match file {
+            PageFile::Index if u64::from(page_no) < self.first_index_page() => Ok(PageKind::Header),
+            PageFile::Data if page_no.is_multiple_of(pages_covered(self.block_size)) => {
+                Ok(PageKind::Bitmap)
+            }
+            _ if page.iter().all(|&b| b == 0) => Ok(PageKind::Unwritten),
+            PageFile::Index => {
+                let kh = self.index_header_len();
+                let used = usize::from(u16::from_be_bytes([page[kh - 2], page[kh - 1]]));
+                if !(kh..=bs - CRC_LEN).contains(&used) {
+                    return Err(PageFault::PageUsed {
+                        value: used as u32,
+                        min: kh as u32,
+                        max: (bs - CRC_LEN) as u32,
+                    });
+                }
+                Ok(PageKind::Encrypted(Layout {
+                    kind: EncryptedKind::Index,
+                    key_version_at: kh - 8,
+                    body: kh..used,
+                    crc_end: used,
+                }))
+            }
+            PageFile::Data => {
+                let (kind, header, version_at) = match page[PAGE_TYPE_AT] & PAGE_TYPE_MASK {
+                    0 => (EncryptedKind::Unallocated, DATA_HEADER, DATA_KEY_VERSION_AT),
+                    1 => (EncryptedKind::Head, DATA_HEADER, DATA_KEY_VERSION_AT),
+                    2 => (EncryptedKind::Tail, DATA_HEADER, DATA_KEY_VERSION_AT),
+                    _ => (EncryptedKind::Full, FULL_HEADER, FULL_KEY_VERSION_AT),
+                };
+                Ok(PageKind::Encrypted(Layout {
+                    kind,
+                    key_version_at: version_at,
+                    body: header..bs - CRC_LEN,
+                    crc_end: bs - CRC_LEN,
+                }))
+            }
+        }
+    }
+}
+
+pub(crate) fn read_le32(page: &[u8], at: usize) -> u32 {
+    let bytes = page.get(at..at + 4).and_then(|b| b.first_chunk::<4>());
+    bytes.map_or(0, |b| u32::from_le_bytes(*b))
+}
+
+/// The 7-byte LSN at the start of a page: a 3-byte log file number and a
+/// 4-byte offset, both little-endian (`lsn_korr`).
+pub fn page_lsn(page: &[u8]) -> u64 {
+    match page.first_chunk::<7>() {
+        Some(b) => {
+            let file = u64::from(b[0]) | u64::from(b[1]) << 8 | u64::from(b[2]) << 16;
+            let offset = u64::from(u32::from_le_bytes([b[3], b[4], b[5], b[6]]));
+            file << 32 | offset
+        }
+        None => 0,
+    }
+}
+
+/// The page IV: `LE32(space) ‖ LE32(page number) ‖ LE64(lsn)` (spec §4.2).
+pub fn page_iv(space: u32, page_no: u32, page: &[u8]) -> [u8; 16] {
+    let mut iv = [0u8; 16];
+    iv[..4].copy_from_slice(&space.to_le_bytes());
+    iv[4..8].copy_from_slice(&page_no.to_le_bytes());
+    iv[8..].copy_from_slice(&page_lsn(page).to_le_bytes());
+    iv
+}
+
+/// The Aria page checksum: zlib CRC-32 seeded with the page number, with
+/// the two "no checksum" values mapped to 0xFFFFFFFD (spec §5.1).
+pub fn page_crc(page_no: u32, data: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new_with_initial(page_no);
+    hasher.update(data);
+    match hasher.finalize() {
+        0xffff_fffe | 0xffff_ffff => 0xffff_fffd,
+        crc => crc,
+    }
+}
