@@ -6,6 +6,9 @@ pub mod aria;
 pub mod kernel;
 pub mod keys;
 pub mod policy;
+#[cfg(feature = "cli")]
+#[doc(hidden)]
+pub mod tool;
 
 mod error;
 
