@@ -1,6 +1,70 @@
-//! MariaDB Aria page encryption. Confidentiality without integrity, as in
-//! MariaDB: the format has no MAC, and a page's only check is a CRC-32 of
-//! its plaintext.
+//! MariaDB Aria page encryption, byte for byte as MariaDB does it. This is
+//! confidentiality without integrity, as in MariaDB: the Aria format has no
+//! room for a MAC, and a page's only check is a CRC-32 of its plaintext.
+//!
+//! # Layers
+//! - [`kernel`]: bulk AES-128/192/256 over whole pages: ECB, CBC with
+//!   MariaDB's no-padding tail rule, CTR with a 128-bit counter. Backends
+//!   are picked at run time (VAES-512, VAES-256, AES-NI, ARMv8 Crypto
+//!   Extensions, or constant-time software); CBC encryption of many pages
+//!   interleaves them in SIMD lanes (multi-buffer).
+//! - [`aria`]: the on-disk format: the `.MAI` header and its crypt block,
+//!   page kinds, IVs and checksums, and [`aria::TableCipher`], which does
+//!   what the server's page read and write hooks do.
+//! - [`keys`]: key providers in the spirit of MariaDB's key-management
+//!   plugins, with `file_key_management` (plain and `Salted__` key files)
+//!   built in.
+//! - [`policy`]: which key id a table uses, and re-keying pages.
+//!
+//! # For engine authors
+//! Depend on the library alone (`default-features = false` leaves out the
+//! `aria-crypt` tool's dependencies). Open a table's crypt data, then
+//! decrypt pages as you read them and encrypt them as you write them:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use mariadb_aria_crypt::aria::{PageFile, PageRef, PageStatus, TableCipher, TableHeader};
+//! use mariadb_aria_crypt::kernel::Mode;
+//! use mariadb_aria_crypt::keys::FileKeyProvider;
+//!
+//! let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cbc_trans_256");
+//! // The key file of MariaDB's file_key_management plugin.
+//! let keys = Arc::new(FileKeyProvider::from_path(dir.join("keys.txt"), None)?);
+//! // The table's `space` and `scheme_iv` from its .MAI header; the key id
+//! // from the table kind (1, or 2 for temporary tables); the algorithm is
+//! // configuration, as `file_key_management_encryption_algorithm`.
+//! let header = TableHeader::read(&dir.join("t1.MAI"))?;
+//! let cipher = TableCipher::for_table(&header, Mode::Cbc, keys)?;
+//!
+//! // Read hook: decrypt data page 1 and verify its checksum.
+//! let bs = header.geometry.block_size as usize;
+//! let file = std::fs::read(dir.join("t1.MAD"))?;
+//! let mut page = file[bs..2 * bs].to_vec();
+//! let status = cipher.decrypt_page(PageFile::Data, 1, &mut page)?;
+//! assert_eq!(status, PageStatus::Encrypted { key_version: 1 });
+//!
+//! // Write hook: checksum, encrypt, stamp the latest key version. Same key,
+//! // version and LSN: the server's exact bytes.
+//! cipher.encrypt_page(PageFile::Data, 1, &mut page)?;
+//! assert_eq!(page, file[bs..2 * bs]);
+//!
+//! // A buffer-pool flush or a table scan: many pages in one call, with the
+//! // kernel's multi-buffer path underneath.
+//! let mut pool = file.clone();
+//! let mut pages: Vec<PageRef> = pool
+//!     .chunks_exact_mut(bs)
+//!     .enumerate()
+//!     .map(|(n, data)| PageRef { number: n as u32, data })
+//!     .collect();
+//! for result in cipher.decrypt_pages(PageFile::Data, &mut pages) {
+//!     result?; // a failed page is left as it was and named in the error
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! A [`aria::TableCipher`] is `Send + Sync` and caches the derived
+//! per-table keys; share one per table. Keys are wiped on drop and never
+//! printed.
 
 pub mod aria;
 pub mod kernel;
