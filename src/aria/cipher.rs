@@ -251,22 +251,16 @@ impl TableCipher {
         Ok(aes)
     }
 
-    fn local_key_for_page(
-        &self,
-        file: PageFile,
-        page_no: u32,
-        version: u32,
-    ) -> Result<Arc<Aes>, Error> {
+    /// The local key for a version stamped in, or to be stamped in, a page.
+    fn page_key(&self, version: u32) -> Result<Arc<Aes>, PageFault> {
         if !is_valid_version(version) {
-            return Err(self.page_error(file, page_no, PageFault::KeyVersion(version)));
+            return Err(PageFault::KeyVersion(version));
         }
-        self.local_key(version).map_err(|_| {
-            let fault = PageFault::KeyUnavailable {
+        self.local_key(version)
+            .map_err(|_| PageFault::KeyUnavailable {
                 key_id: self.key_id,
                 version,
-            };
-            self.page_error(file, page_no, fault)
-        })
+            })
     }
 
     fn classify(&self, file: PageFile, page_no: u32, page: &[u8]) -> Result<PageKind, Error> {
@@ -362,24 +356,11 @@ impl TableCipher {
         file: PageFile,
         pages: &mut [PageRef<'_>],
     ) -> Vec<Result<PageStatus, Error>> {
-        let (layouts, results) = self.classify_for_encryption(file, pages);
-        if layouts.iter().all(Option::is_none) {
-            return results;
-        }
         // As the server: the latest version of the key on every write.
-        let key = match self.latest_version() {
-            Ok(version) => self
-                .local_key(version)
-                .map(|aes| (version, aes))
-                .map_err(|_| PageFault::KeyUnavailable {
-                    key_id: self.key_id,
-                    version,
-                }),
-            Err(_) => Err(PageFault::NoKey {
-                key_id: self.key_id,
-            }),
-        };
-        self.encrypt_classified(file, pages, layouts, results, key)
+        let version = self.latest_version().map_err(|_| PageFault::NoKey {
+            key_id: self.key_id,
+        });
+        self.encrypt_with_version(file, pages, version)
     }
 
     /// [`encrypt_pages`](Self::encrypt_pages) with an explicit key version
@@ -391,18 +372,7 @@ impl TableCipher {
         pages: &mut [PageRef<'_>],
         key_version: u32,
     ) -> Vec<Result<PageStatus, Error>> {
-        let (layouts, results) = self.classify_for_encryption(file, pages);
-        let key = if is_valid_version(key_version) {
-            self.local_key(key_version)
-                .map(|aes| (key_version, aes))
-                .map_err(|_| PageFault::KeyUnavailable {
-                    key_id: self.key_id,
-                    version: key_version,
-                })
-        } else {
-            Err(PageFault::KeyVersion(key_version))
-        };
-        self.encrypt_classified(file, pages, layouts, results, key)
+        self.encrypt_with_version(file, pages, Ok(key_version))
     }
 
     #[allow(clippy::type_complexity)]
@@ -426,17 +396,17 @@ impl TableCipher {
         (layouts, results)
     }
 
-    fn encrypt_classified(
+    fn encrypt_with_version(
         &self,
         file: PageFile,
         pages: &mut [PageRef<'_>],
-        layouts: Vec<Option<Layout>>,
-        mut results: Vec<Result<PageStatus, Error>>,
-        key: Result<(u32, Arc<Aes>), PageFault>,
+        version: Result<u32, PageFault>,
     ) -> Vec<Result<PageStatus, Error>> {
+        let (layouts, mut results) = self.classify_for_encryption(file, pages);
         if layouts.iter().all(Option::is_none) {
             return results;
         }
+        let key = version.and_then(|v| Ok((v, self.page_key(v)?)));
         let (version, aes) = match key {
             Ok(key) => key,
             Err(fault) => {
@@ -484,14 +454,14 @@ impl TableCipher {
             let (result, prepared) = match self.classify(file, page.number, page.data) {
                 Ok(PageKind::Encrypted(layout)) => {
                     let version = layout.key_version(page.data);
-                    match self.local_key_for_page(file, page.number, version) {
+                    match self.page_key(version) {
                         Ok(aes) => (
                             Ok(PageStatus::Encrypted {
                                 key_version: version,
                             }),
                             Some((layout, aes, version)),
                         ),
-                        Err(e) => (Err(e), None),
+                        Err(fault) => (Err(self.page_error(file, page.number, fault)), None),
                     }
                 }
                 Ok(kind) => (Ok(skipped(&kind)), None),
