@@ -179,8 +179,8 @@ pub enum PageFault {
         /// Largest valid value.
         max: u32,
     },
-    /// A page number past the 32-bit range Aria page numbers use.
-    Number(u64),
+    /// A table geometry whose block size no Aria table can have.
+    BlockSize(u32),
 }
 
 impl fmt::Display for Error {
@@ -284,7 +284,7 @@ impl fmt::Display for HeaderFault {
             ),
             HeaderFault::BlockSize(bs) => write!(
                 f,
-                "block size {bs} (Aria uses multiples of 1024 from 4096 to 32768)"
+                "block size {bs} (Aria uses multiples of 1024 from 1024 to 32768)"
             ),
             HeaderFault::Field { field, value } => write!(f, "impossible {field} {value}"),
             HeaderFault::CryptScheme { kind, len } => write!(
@@ -317,7 +317,10 @@ impl fmt::Display for PageFault {
             PageFault::PageUsed { value, min, max } => {
                 write!(f, "index page_used {value} outside {min}..={max}")
             }
-            PageFault::Number(n) => write!(f, "page number {n} exceeds 32 bits"),
+            PageFault::BlockSize(bs) => write!(
+                f,
+                "block size {bs} (Aria uses multiples of 1024 from 1024 to 32768)"
+            ),
         }
     }
 }

@@ -256,11 +256,13 @@ impl TableCipher {
         if !is_valid_version(version) {
             return Err(PageFault::KeyVersion(version));
         }
-        self.local_key(version)
-            .map_err(|_| PageFault::KeyUnavailable {
+        self.local_key(version).map_err(|e| match e {
+            Error::KeyNotFound { key_id } => PageFault::NoKey { key_id },
+            _ => PageFault::KeyUnavailable {
                 key_id: self.key_id,
                 version,
-            })
+            },
+        })
     }
 
     fn classify(&self, file: PageFile, page_no: u32, page: &[u8]) -> Result<PageKind, Error> {

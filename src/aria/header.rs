@@ -9,6 +9,7 @@ use std::fmt;
 use std::io::Read;
 use std::path::Path;
 
+use super::page::is_valid_block_size;
 use crate::Error;
 use crate::error::HeaderFault;
 
@@ -258,7 +259,7 @@ impl TableHeader {
         let block_size = u32::from(be16(bytes, base + BASE_BLOCK_SIZE).ok_or(truncated(base_end))?);
         let transactional = bytes[base + BASE_BORN_TRANSACTIONAL] != 0;
 
-        if !(1024..=32768).contains(&block_size) || !block_size.is_multiple_of(1024) {
+        if !is_valid_block_size(block_size) {
             return Err(HeaderFault::BlockSize(block_size));
         }
         if keystart == 0 || !keystart.is_multiple_of(u64::from(block_size)) {

@@ -12,5 +12,6 @@ pub use header::{
     OPTION_PAGE_CHECKSUM, OPTION_TMP_TABLE, RowFormat, TableGeometry, TableHeader,
 };
 pub use page::{
-    CRC_LEN, EncryptedKind, Layout, PageFile, PageKind, page_crc, page_iv, page_lsn, pages_covered,
+    CRC_LEN, EncryptedKind, Layout, PageFile, PageKind, is_valid_block_size, page_crc, page_iv,
+    page_lsn, pages_covered,
 };

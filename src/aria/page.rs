@@ -97,7 +97,14 @@ pub enum PageKind {
 
 /// Data pages covered by one bitmap page, plus the bitmap itself.
 pub fn pages_covered(block_size: u32) -> u32 {
-    (block_size.saturating_sub(4) / 6) * 16 + 1
+    let covered = u64::from(block_size.saturating_sub(4)) / 6 * 16 + 1;
+    u32::try_from(covered).unwrap_or(u32::MAX)
+}
+
+/// Block sizes a table can have: multiples of 1024 up to 32768 (MariaDB's
+/// `aria_block_size` range, with 1024 and 2048 kept for old tables).
+pub fn is_valid_block_size(block_size: u32) -> bool {
+    (1024..=32768).contains(&block_size) && block_size.is_multiple_of(1024)
 }
 
 /// Data page header: LSN (7), type, directory count, first free entry,
@@ -136,6 +143,9 @@ impl TableGeometry {
         page_no: u32,
         page: &[u8],
     ) -> Result<PageKind, PageFault> {
+        if !is_valid_block_size(self.block_size) {
+            return Err(PageFault::BlockSize(self.block_size));
+        }
         let bs = self.block_size as usize;
         if page.len() != bs {
             return Err(PageFault::Size {

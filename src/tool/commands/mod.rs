@@ -1,0 +1,173 @@
+//! The commands, and what several of them share: resolving TABLE arguments,
+//! verifying a table, describing it in JSON.
+
+pub mod audit;
+pub mod bench;
+pub mod decrypt;
+pub mod info;
+pub mod rekey;
+pub mod verify;
+
+use std::path::PathBuf;
+
+use serde_json::{Map, Value, json};
+
+use super::detect::{Choice, choose};
+use super::diagnose::Checker;
+use super::journal;
+use super::keys::Keys;
+use super::outcome::ToolError;
+use super::progress::Progress;
+use super::report::{Report, pages_json, problems_json, versions_json};
+use super::scan::{CipherFactory, Tally};
+use super::server::{self, ServerState};
+use super::table::Table;
+use super::walk::{self, TableRef};
+use crate::kernel::{Backend, Mode};
+
+/// Options every command sees.
+#[derive(Clone, Copy, Debug)]
+pub struct Ctx {
+    /// JSON output.
+    pub json: bool,
+    /// `--backend`.
+    pub backend: Option<Backend>,
+}
+
+/// The tables the arguments name; problems go to the report.
+pub fn resolve(report: &mut Report, args: &[PathBuf]) -> Vec<TableRef> {
+    let walk = walk::walk(args);
+    for problem in &walk.problems {
+        report.error(problem);
+    }
+    walk.tables
+}
+
+/// Warns about what an interrupted rekey left next to the table; returns
+/// it for JSON.
+pub fn note_pending(report: &mut Report, table: &TableRef) -> Value {
+    match journal::pending(table) {
+        Some(pending) => {
+            report.warn(pending.describe(table));
+            json!(pending.kind())
+        }
+        None => Value::Null,
+    }
+}
+
+/// Warns when a server runs on the table's data directory: its cache may
+/// hold pages newer than the files.
+pub fn note_server(report: &mut Report, table: &TableRef) {
+    let dir = table.mai.parent().unwrap_or(std::path::Path::new("."));
+    if let ServerState::Running(control, holder) = server::state(dir) {
+        report.warn(format!(
+            "{}: a MariaDB server is running on this data directory ({holder} holds {}); pages it has not flushed yet are not in the files",
+            table.stem.display(),
+            control.display()
+        ));
+    }
+}
+
+/// A table verified with `keys`.
+#[derive(Debug)]
+pub struct Verified<'k> {
+    /// Key id and algorithm.
+    pub choice: Choice,
+    /// The ciphers.
+    pub checker: Checker<'k>,
+    /// Counts and problems.
+    pub tally: Tally,
+}
+
+/// Chooses key id and algorithm, then decrypts and checks every page.
+///
+/// # Errors
+/// Exit status 2 on a read error.
+pub fn verify_table<'k>(
+    ctx: Ctx,
+    table: &Table,
+    keys: &'k Keys,
+    requested: Option<Mode>,
+) -> Result<Verified<'k>, ToolError> {
+    let factory = CipherFactory {
+        table,
+        backend: ctx.backend,
+    };
+    let choice = choose(factory, keys, requested)?;
+    let checker = Checker::new(factory, keys, choice)?;
+    let progress = Progress::new(
+        table.mai_len + table.mad_len,
+        &format!("verify {}", table.name()),
+    );
+    let tally = checker.verify(table, &progress)?;
+    Ok(Verified {
+        choice,
+        checker,
+        tally,
+    })
+}
+
+/// The fields every per-table JSON object has.
+pub fn table_json(table: &Table) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("table".into(), json!(table.name()));
+    m.insert(
+        "index_file".into(),
+        json!(table.files.mai.display().to_string()),
+    );
+    m.insert(
+        "data_file".into(),
+        json!(table.files.mad.display().to_string()),
+    );
+    m.insert(
+        "row_format".into(),
+        json!(table.header.row_format.to_string()),
+    );
+    m.insert("block_size".into(), json!(table.header.geometry.block_size));
+    m.insert("encrypted".into(), json!(table.header.is_encrypted()));
+    m
+}
+
+/// The verification fields: `ok`, `algorithm`, `key_id`, `pages`,
+/// `key_versions`, `problems`.
+pub fn verification_json(m: &mut Map<String, Value>, v: &Verified<'_>) {
+    m.insert("ok".into(), json!(v.tally.ok()));
+    m.insert("algorithm".into(), json!(v.choice.mode.name()));
+    m.insert(
+        "algorithm_source".into(),
+        json!(v.choice.mode_source_name()),
+    );
+    m.insert("key_id".into(), json!(v.choice.key_id));
+    m.insert(
+        "key_id_source".into(),
+        json!(if v.choice.key_id_option {
+            "option"
+        } else {
+            "server_rule"
+        }),
+    );
+    m.insert("pages".into(), pages_json(&v.tally));
+    m.insert("key_versions".into(), versions_json(&v.tally.versions));
+    let (problems, omitted) = problems_json(&v.tally.problems);
+    m.insert("problems".into(), problems);
+    m.insert("problems_omitted".into(), json!(omitted));
+}
+
+/// The same fields for an unencrypted table: nothing to verify.
+pub fn plain_json(m: &mut Map<String, Value>, table: &Table) {
+    let total = table.page_count();
+    m.insert("ok".into(), json!(true));
+    m.insert("algorithm".into(), Value::Null);
+    m.insert("key_id".into(), Value::Null);
+    m.insert(
+        "pages".into(),
+        json!({ "total": total, "encrypted": 0, "verified": 0, "failed": 0, "skipped": total }),
+    );
+    m.insert("key_versions".into(), json!({}));
+    m.insert("problems".into(), json!([]));
+}
+
+/// Lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

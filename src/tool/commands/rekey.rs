@@ -1,0 +1,609 @@
+//! `aria-crypt rekey`: re-encrypt every encrypted page under the latest
+//! version of a target key, another algorithm and/or a fresh per-table
+//! key, replacing the files crash-safely (see [`journal`]).
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+
+use super::{Ctx, Verified, hex, plain_json, resolve, table_json, verification_json, verify_table};
+use crate::aria::{CryptData, PageFile, TableCipher};
+use crate::kernel::Mode;
+use crate::policy::{self, TableKind};
+use crate::tool::cli::RekeyArgs;
+use crate::tool::detect::{Choice, ModeSource};
+use crate::tool::diagnose::Checker;
+use crate::tool::journal::{self, Journal, Recovered, Replacement, failpoint};
+use crate::tool::keys::Keys;
+use crate::tool::outcome::{Status, ToolError};
+use crate::tool::progress::Progress;
+use crate::tool::report::{
+    Report, out, pages_json, plural, problem_lines, versions_json, versions_text,
+};
+use crate::tool::scan::{CipherFactory, PagedFile, Tally, page_refs};
+use crate::tool::server::{self, Guard, ServerState};
+use crate::tool::table::Table;
+use crate::tool::walk::TableRef;
+
+/// Runs the command.
+pub fn run(ctx: Ctx, args: &RekeyArgs) -> Status {
+    let mut report = Report::new("rekey", ctx.json);
+    let keys = if args.recover {
+        // Recovery needs no keys; given ones verify the completed table.
+        Keys::from_args(&args.keys)
+    } else {
+        Keys::required(&args.keys, "rekey").map(Some)
+    };
+    let target = args.target_keys().map(|t| Keys::from_args(&t)).transpose();
+    let (keys, target) = match (keys, target) {
+        (Ok(keys), Ok(target)) => (keys, target.flatten()),
+        (Err(err), _) | (_, Err(err)) => {
+            report.error(&err);
+            return report.finish();
+        }
+    };
+    let mut guard = Guard::default();
+    for table in resolve(&mut report, &args.tables) {
+        let mut job = Job {
+            ctx,
+            args,
+            keys: keys.as_ref(),
+            target: target.as_ref(),
+            guard: &mut guard,
+            report: &mut report,
+            table: &table,
+            m: Map::new(),
+        };
+        let result = job.run();
+        let Job { mut m, .. } = job;
+        if let Err(err) = result {
+            report.error(&err);
+            m.insert("ok".into(), json!(false));
+            m.entry("action").or_insert(json!("error"));
+            m.insert("error".into(), json!(err.message));
+        }
+        if !m.contains_key("table") {
+            m.insert("table".into(), json!(table.stem.display().to_string()));
+        }
+        m.entry("pages")
+            .or_insert_with(|| pages_json(&Tally::default()));
+        for key in ["algorithm", "key_id"] {
+            m.entry(key).or_insert(Value::Null);
+        }
+        m.entry("key_versions").or_insert(json!({}));
+        report.table(m.into());
+    }
+    report.finish()
+}
+
+/// One table's rekey.
+struct Job<'a> {
+    ctx: Ctx,
+    args: &'a RekeyArgs,
+    keys: Option<&'a Keys>,
+    target: Option<&'a Keys>,
+    guard: &'a mut Guard,
+    report: &'a mut Report,
+    table: &'a TableRef,
+    /// The table's JSON object.
+    m: Map<String, Value>,
+}
+
+/// The target of a rekey, resolved for one table.
+struct Target<'k> {
+    keys: &'k Keys,
+    key_id: u32,
+    mode: Mode,
+    version: u32,
+    crypt: Option<CryptData>,
+    cipher: TableCipher,
+}
+
+impl Job<'_> {
+    fn say(&self, tag: &str, text: impl std::fmt::Display) {
+        if !self.ctx.json {
+            out(format!("{tag:<9} {}: {text}", self.table.stem.display()));
+        }
+    }
+
+    fn action(&mut self, action: &str, ok: bool) {
+        self.m.insert("action".into(), json!(action));
+        self.m.insert("ok".into(), json!(ok));
+        if !ok {
+            self.report.status(Status::Failed);
+        }
+    }
+
+    fn run(&mut self) -> Result<(), ToolError> {
+        let _dir_lock = if self.args.dry_run {
+            None
+        } else {
+            Some(journal::lock_dir(self.table)?)
+        };
+        if self.args.dry_run {
+            if let Some(pending) = journal::pending(self.table) {
+                self.report.warn(pending.describe(self.table));
+                self.action("pending_recovery", false);
+                self.say(
+                    "PENDING",
+                    "an interrupted rekey must be recovered first (run without --dry-run)",
+                );
+                return Ok(());
+            }
+            let dir = self.table.mai.parent().unwrap_or(Path::new("."));
+            if let ServerState::Running(control, holder) = server::state(dir) {
+                self.report.warn(format!(
+                    "{}: a MariaDB server is running ({holder} holds {}); a real rekey would refuse",
+                    self.table.stem.display(),
+                    control.display()
+                ));
+            }
+        } else {
+            self.check_server()?;
+            match journal::recover(self.table)? {
+                Some(Recovered::Completed(path)) => return self.completed(&path),
+                Some(Recovered::RolledBack(files)) => {
+                    let names = files
+                        .iter()
+                        .map(|f| f.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    self.m.insert("recovery".into(), json!("rolled_back"));
+                    self.report.warn(format!(
+                        "{}: rolled back an interrupted rekey: deleted {names}",
+                        self.table.stem.display()
+                    ));
+                    if self.args.recover {
+                        self.action("rolled_back", true);
+                        self.say("RECOVERED", format!("rolled back an interrupted rekey (deleted {names}); the table is unchanged"));
+                        return Ok(());
+                    }
+                }
+                None if self.args.recover => {
+                    self.action("nothing_to_recover", true);
+                    self.say("OK", "no interrupted rekey");
+                    return Ok(());
+                }
+                None => {}
+            }
+        }
+
+        let table = Table::open(self.table)?;
+        let recovery = self.m.remove("recovery");
+        self.m = table_json(&table);
+        if let Some(recovery) = recovery {
+            self.m.insert("recovery".into(), recovery);
+        }
+        if !table.header.is_encrypted() {
+            plain_json(&mut self.m, &table);
+            self.action("skipped", true);
+            self.say(
+                "SKIPPED",
+                format!(
+                    "not encrypted (ROW_FORMAT={}), nothing to re-key",
+                    table.header.row_format
+                ),
+            );
+            return Ok(());
+        }
+        let Some(keys) = self.keys else {
+            return Err(ToolError::input("rekey needs keys"));
+        };
+        self.rekey(&table, keys)
+    }
+
+    fn check_server(&mut self) -> Result<(), ToolError> {
+        let dir = self.table.mai.parent().unwrap_or(Path::new("."));
+        let files = [self.table.mai.as_path(), self.table.mad.as_path()];
+        let warnings = self.guard.check(dir, &files, self.args.force)?;
+        for w in warnings {
+            self.report.warn(w);
+        }
+        Ok(())
+    }
+
+    /// After a journaled replacement was completed: check the table now
+    /// verifies under the target settings, and stop there.
+    fn completed(&mut self, journal_path: &Path) -> Result<(), ToolError> {
+        let note = format!(
+            "completed the interrupted rekey recorded in {}",
+            journal_path.display()
+        );
+        let table = Table::open(self.table)?;
+        let mut m = table_json(&table);
+        m.insert("recovery".into(), json!("completed"));
+        self.m = m;
+        let Some(keys) = self.target.or(self.keys) else {
+            self.action("completed", true);
+            self.say("RECOVERED", note);
+            return Ok(());
+        };
+        let v = verify_table(
+            self.ctx,
+            &table,
+            keys,
+            self.args.to_algorithm.map(|a| a.mode()),
+        )?;
+        verification_json(&mut self.m, &v);
+        if v.tally.ok() {
+            self.action("completed", true);
+            self.say(
+                "RECOVERED",
+                format!(
+                    "{note}; {} encrypted pages verify ({}, key id {}, key versions {})",
+                    v.tally.verified,
+                    v.choice.mode,
+                    v.choice.key_id,
+                    versions_text(&v.tally.versions)
+                ),
+            );
+        } else {
+            self.action("completed", false);
+            self.say(
+                "RECOVERED",
+                format!("{note}, but the table does not verify with the target keys given now:"),
+            );
+            self.problems(&v);
+        }
+        Ok(())
+    }
+
+    fn problems(&self, v: &Verified<'_>) {
+        if !self.ctx.json {
+            for line in problem_lines(&v.tally.problems) {
+                out(format!("          {line}"));
+            }
+        }
+    }
+
+    fn rekey(&mut self, table: &Table, keys: &Keys) -> Result<(), ToolError> {
+        let ctx = self.ctx;
+        let args = self.args;
+        let to_keys = self.target.unwrap_or(keys);
+        let mut from_keys = keys;
+        let mut source = verify_table(ctx, table, keys, args.algorithm.mode())?;
+        if !source.tally.ok() && (self.target.is_some() || args.to_algorithm.is_some()) {
+            // Already re-keyed (a rekey run again after it completed)?
+            let to_mode = args.to_algorithm.map(|a| a.mode());
+            let already = verify_table(ctx, table, to_keys, to_mode)?;
+            if already.tally.ok() && already.tally.verified > 0 {
+                from_keys = to_keys;
+                source = already;
+                self.report.warn(format!(
+                    "{}: the table does not verify with the source keys but does with the target ones: it is already re-keyed",
+                    table.name()
+                ));
+            }
+        }
+        verification_json(&mut self.m, &source);
+        if !source.tally.ok() {
+            self.action("refused", false);
+            self.say(
+                "REFUSED",
+                format!(
+                    "{} of {} encrypted page{} fail verification; nothing changed",
+                    source.tally.failed,
+                    source.tally.encrypted,
+                    plural(source.tally.encrypted)
+                ),
+            );
+            self.problems(&source);
+            return Ok(());
+        }
+
+        let target = self.target(table, to_keys, &source)?;
+        if target.keys.is_key_file() && target.version != 1 {
+            self.report.warn(format!(
+                "{}: re-encrypting with key version {} of key id {}: MariaDB's file_key_management serves version 1 only, so the server needs a key-management plugin that has this version",
+                table.name(),
+                target.version,
+                target.key_id
+            ));
+        }
+        let to_json = json!({
+            "algorithm": target.mode.name(),
+            "key_id": target.key_id,
+            "key_version": target.version,
+            "keys": target.keys.describe(),
+            "new_table_key": target.crypt.is_some(),
+            "space": target.crypt.or(table.header.crypt).map(|c| format!("0x{:08x}", c.space)),
+            "scheme_iv": target.crypt.or(table.header.crypt).map(|c| hex(&c.scheme_iv)),
+            "key_versions": versions_json(&[(target.version, source.tally.encrypted)].into_iter().collect()),
+        });
+        self.m.insert("to".into(), to_json);
+        let from = format!(
+            "key id {} version{} {} ({})",
+            source.choice.key_id,
+            if source.tally.versions.len() == 1 {
+                ""
+            } else {
+                "s"
+            },
+            source
+                .tally
+                .versions
+                .keys()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            source.choice.mode
+        );
+        let to = format!(
+            "key id {} version {} ({}){}",
+            target.key_id,
+            target.version,
+            target.mode,
+            if target.crypt.is_some() {
+                ", new table key"
+            } else {
+                ""
+            }
+        );
+
+        let same_keys = Arc::ptr_eq(&from_keys.provider, &target.keys.provider);
+        if same_keys
+            && source.choice.mode == target.mode
+            && source.choice.key_id == target.key_id
+            && target.crypt.is_none()
+            && source.tally.versions.keys().all(|&v| v == target.version)
+        {
+            self.action("unchanged", true);
+            self.say(
+                "UNCHANGED",
+                format!("every encrypted page already has {to}"),
+            );
+            return Ok(());
+        }
+        if args.dry_run {
+            self.action("would_rekey", true);
+            self.say(
+                "DRY-RUN",
+                format!(
+                    "would re-encrypt {} pages from {from} to {to}",
+                    source.tally.encrypted
+                ),
+            );
+            return Ok(());
+        }
+
+        self.replace(table, &source, &target)?;
+        self.action("rekeyed", true);
+        self.say(
+            "REKEYED",
+            format!("{} pages from {from} to {to}", source.tally.encrypted),
+        );
+        Ok(())
+    }
+
+    fn target<'k>(
+        &self,
+        table: &Table,
+        to_keys: &'k Keys,
+        source: &Verified<'_>,
+    ) -> Result<Target<'k>, ToolError> {
+        let mode = self
+            .args
+            .to_algorithm
+            .map_or(source.choice.mode, |a| a.mode());
+        let key_id = self
+            .args
+            .to_key_id
+            .unwrap_or_else(|| policy::key_id(TableKind::of(&table.header), &*to_keys.provider));
+        let crypt = if self.args.new_table_key {
+            Some(CryptData::generate().map_err(ToolError::lib)?)
+        } else {
+            None
+        };
+        let factory = CipherFactory {
+            table,
+            backend: self.ctx.backend,
+        };
+        let cipher = factory.cipher(to_keys, key_id, mode, crypt)?;
+        let version = cipher.latest_version().map_err(|_| {
+            ToolError::input(format!(
+                "{}: the target keys ({}) have no key id {key_id}",
+                table.name(),
+                to_keys.describe()
+            ))
+        })?;
+        Ok(Target {
+            keys: to_keys,
+            key_id,
+            mode,
+            version,
+            crypt,
+            cipher,
+        })
+    }
+
+    /// Writes, checks and installs the new files.
+    fn replace(
+        &mut self,
+        table: &Table,
+        source: &Verified<'_>,
+        target: &Target<'_>,
+    ) -> Result<(), ToolError> {
+        failpoint("verified");
+        let targets: Vec<(PageFile, PathBuf, PathBuf)> = table
+            .files()
+            .iter()
+            .map(|(kind, path, _)| {
+                let real = journal::real_path(path);
+                (*kind, journal::new_path(&real), real)
+            })
+            .collect();
+        let written = write_new(table, source.checker.cipher(), target, &targets);
+        let replacements = written.and_then(|()| {
+            check_new(self.ctx, table, source, target, &targets)?;
+            targets
+                .iter()
+                .map(|(_, new, real)| Replacement::of(new.clone(), real.clone()))
+                .collect::<Result<Vec<_>, _>>()
+        });
+        let replacements = match replacements {
+            Ok(r) => r,
+            Err(err) => {
+                for (_, new, _) in &targets {
+                    let _ = std::fs::remove_file(new);
+                }
+                return Err(ToolError::failed(format!(
+                    "{}; nothing changed",
+                    err.message
+                )));
+            }
+        };
+        failpoint("new-files-ready");
+        let journal = Journal::commit(journal::journal_path(self.table), replacements)?;
+        failpoint("journal-committed");
+        journal.apply(false)?;
+        failpoint("done");
+        Ok(())
+    }
+}
+
+/// Creates `new` with the owner and permissions of `like`.
+fn create_like(new: &Path, like: &Path) -> Result<File, ToolError> {
+    let meta = std::fs::metadata(like).map_err(|e| ToolError::io(like, &e))?;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(new)
+        .map_err(|e| ToolError::write(new, &e))?;
+    file.set_permissions(meta.permissions())
+        .map_err(|e| ToolError::write(new, &e))?;
+    let mine = file.metadata().map_err(|e| ToolError::write(new, &e))?;
+    if (mine.uid(), mine.gid()) != (meta.uid(), meta.gid()) {
+        std::os::unix::fs::fchown(&file, Some(meta.uid()), Some(meta.gid())).map_err(|e| {
+            ToolError::failed(format!(
+                "{}: cannot give it the owner {}:{} of {}: {}",
+                new.display(),
+                meta.uid(),
+                meta.gid(),
+                like.display(),
+                crate::tool::outcome::io_message(&e)
+            ))
+        })?;
+    }
+    Ok(file)
+}
+
+/// Writes the re-encrypted files beside the old ones and syncs them.
+fn write_new(
+    table: &Table,
+    from: &TableCipher,
+    target: &Target<'_>,
+    targets: &[(PageFile, PathBuf, PathBuf)],
+) -> Result<(), ToolError> {
+    let bs = table.block_size();
+    let progress = Progress::new(
+        table.mai_len + table.mad_len,
+        &format!("rekey {}", table.name()),
+    );
+    for ((kind, path, len), (_, new, real)) in table.files().into_iter().zip(targets) {
+        let input = PagedFile::open(kind, path, bs)?;
+        let output = create_like(new, real)?;
+        output.set_len(len).map_err(|e| ToolError::write(new, &e))?;
+        failpoint("created");
+        input.for_batches(&progress, |first, buf| {
+            let mut pages = page_refs(first, buf, bs);
+            let results = crate::policy::rekey_pages(from, &target.cipher, kind, &mut pages);
+            if let Some(Err(err)) = results.into_iter().find(Result::is_err) {
+                return Err(ToolError::failed(format!(
+                    "{err} (the file changed since it was verified?)"
+                )));
+            }
+            output
+                .write_all_at(buf, u64::from(first) * bs as u64)
+                .map_err(|e| ToolError::write(new, &e))?;
+            failpoint("batch-written");
+            Ok(())
+        })?;
+        if kind == PageFile::Index
+            && let Some(crypt) = target.crypt
+        {
+            // The crypt block lives in the header pages, which are copied
+            // unchanged above.
+            let keystart = table.header.geometry.keystart;
+            let mut header = vec![0u8; usize::try_from(keystart).unwrap_or(0)];
+            input.read_pages(0, &mut header)?;
+            table
+                .header
+                .write_crypt_block(&mut header, &crypt)
+                .map_err(ToolError::lib)?;
+            output
+                .write_all_at(&header, 0)
+                .map_err(|e| ToolError::write(new, &e))?;
+        }
+        output.sync_all().map_err(|e| ToolError::write(new, &e))?;
+        failpoint("synced");
+    }
+    // The new files' directory entries must be durable before a journal
+    // names them.
+    let dirs: std::collections::BTreeSet<&Path> = targets
+        .iter()
+        .map(|(_, new, _)| new.parent().unwrap_or(Path::new(".")))
+        .collect();
+    for dir in dirs {
+        journal::sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Reads the new files back: every page must verify under the target and
+/// there must be as many encrypted pages as before.
+fn check_new(
+    ctx: Ctx,
+    table: &Table,
+    source: &Verified<'_>,
+    target: &Target<'_>,
+    targets: &[(PageFile, PathBuf, PathBuf)],
+) -> Result<(), ToolError> {
+    let mut files = table.files.clone();
+    for (kind, new, _) in targets {
+        match kind {
+            PageFile::Index => files.mai = new.clone(),
+            PageFile::Data => files.mad = new.clone(),
+        }
+    }
+    let new_table = Table::open(&files)?;
+    let expected = target.crypt.or(table.header.crypt);
+    if new_table.header.crypt != expected {
+        return Err(ToolError::failed(format!(
+            "{}: the new header does not hold the expected table key",
+            files.mai.display()
+        )));
+    }
+    let factory = CipherFactory {
+        table: &new_table,
+        backend: ctx.backend,
+    };
+    let choice = Choice {
+        key_id: target.key_id,
+        key_id_option: true,
+        mode: target.mode,
+        mode_source: ModeSource::Option,
+    };
+    let checker = Checker::new(factory, target.keys, choice)?;
+    let progress = Progress::new(
+        table.mai_len + table.mad_len,
+        &format!("check {}", table.name()),
+    );
+    let tally = checker.verify(&new_table, &progress)?;
+    let versions_ok = tally.versions.keys().all(|&v| v == target.version);
+    if !tally.ok() || tally.verified != source.tally.verified || !versions_ok {
+        let first = problem_lines(&tally.problems)
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        return Err(ToolError::failed(format!(
+            "the new files do not verify ({} of {} pages; {first})",
+            tally.verified, source.tally.verified
+        )));
+    }
+    failpoint("checked");
+    Ok(())
+}
