@@ -226,7 +226,15 @@ pub fn page_iv(space: u32, page_no: u32, page: &[u8]) -> [u8; 16] {
 pub fn page_crc(page_no: u32, data: &[u8]) -> u32 {
     let mut hasher = crc32fast::Hasher::new_with_initial(page_no);
     hasher.update(data);
-    match hasher.finalize() {
+    page_crc_finish(hasher.finalize())
+}
+
+/// The stored checksum for a zlib CRC-32 (seeded with the page number)
+/// computed elsewhere, e.g. by the kernel while it encrypts the body: the
+/// two "no checksum" values 0xFFFFFFFE and 0xFFFFFFFF become 0xFFFFFFFD
+/// (spec §5.1).
+pub(crate) fn page_crc_finish(crc: u32) -> u32 {
+    match crc {
         0xffff_fffe | 0xffff_ffff => 0xffff_fffd,
         crc => crc,
     }

@@ -23,11 +23,21 @@
 //!     .map(|(n, page)| Job::in_place([n as u8; 16], page))
 //!     .collect();
 //! aes.encrypt_batch(Mode::Cbc, &mut jobs);
+//!
+//! // A job can also ask for the CRC-32 (zlib, as `crc32fast`) of the bytes
+//! // it reads, here seeded with 5, computed on the way through.
+//! let mut page = vec![42u8; 8172];
+//! let mut jobs = [Job::in_place(iv, &mut page).with_crc(5)];
+//! aes.encrypt_batch(Mode::Cbc, &mut jobs);
+//! let mut hasher = crc32fast::Hasher::new_with_initial(5);
+//! hasher.update(&[42u8; 8172]);
+//! assert_eq!(jobs[0].crc(), Some(hasher.finalize()));
 //! # Ok::<(), mariadb_aria_crypt::Error>(())
 //! ```
 
 mod backend;
 mod backends;
+mod crc;
 mod multibuffer;
 mod schedule;
 
@@ -35,6 +45,7 @@ use std::fmt;
 
 pub use backend::{BACKEND_ENV, Backend};
 use backends::Engine;
+use crc::CrcRequest;
 
 use crate::Error;
 
@@ -125,6 +136,14 @@ impl<'a> InOut<'a> {
         self.dst.as_mut_ptr()
     }
 
+    /// The bytes to be read: the source, or the buffer itself in place.
+    pub(crate) fn input(&self) -> &[u8] {
+        match self.src {
+            Some(src) => src,
+            None => self.dst,
+        }
+    }
+
     /// The same buffer cut to its first `len` bytes (`len <= self.len()`).
     fn prefix(&mut self, len: usize) -> InOut<'_> {
         InOut {
@@ -151,10 +170,12 @@ impl<'a> InOut<'a> {
 }
 
 /// One buffer of a batch: its IV (CBC) or initial counter block (CTR), and
-/// its bytes, processed in place or from a separate source.
+/// its bytes, processed in place or from a separate source; optionally a
+/// request for the CRC-32 of the bytes it reads ([`Job::with_crc`]).
 pub struct Job<'a> {
     iv: [u8; BLOCK],
     io: InOut<'a>,
+    crc: Option<CrcRequest>,
 }
 
 impl<'a> Job<'a> {
@@ -163,6 +184,7 @@ impl<'a> Job<'a> {
         Job {
             iv,
             io: InOut::in_place(buf),
+            crc: None,
         }
     }
 
@@ -174,7 +196,32 @@ impl<'a> Job<'a> {
         Ok(Job {
             iv,
             io: InOut::buf_to_buf(src, dst)?,
+            crc: None,
         })
+    }
+
+    /// Asks every batch operation on this job for the CRC-32 of its input,
+    /// continued from `initial`: zlib's `crc32(initial, input)`, exactly
+    /// `crc32fast::Hasher::new_with_initial(initial)` + `update(input)` +
+    /// `finalize()`. The input is what the job reads before it is
+    /// transformed: the plaintext for encryption, the ciphertext for
+    /// decryption; the source buffer, or the buffer itself in place.
+    ///
+    /// VAES-512 CBC batch encryption on a CPU with VPCLMULQDQ folds the CRC
+    /// into the encryption loop; every other backend and mode, and
+    /// decryption, computes it with `crc32fast` before transforming the
+    /// job. The result is the same either way. Read it with [`Job::crc`].
+    #[must_use]
+    pub fn with_crc(mut self, initial: u32) -> Self {
+        self.crc = Some(CrcRequest::new(initial));
+        self
+    }
+
+    /// The CRC-32 asked for with [`Job::with_crc`], once a batch operation
+    /// ([`Aes::encrypt_batch`], [`Aes::decrypt_batch`]) has run on the job;
+    /// `None` before, or if the job asked for none.
+    pub fn crc(&self) -> Option<u32> {
+        self.crc.and_then(|crc| crc.value)
     }
 
     /// The IV or initial counter block.
@@ -203,6 +250,7 @@ impl fmt::Debug for Job<'_> {
         f.debug_struct("Job")
             .field("len", &self.len())
             .field("in_place", &self.io.src.is_none())
+            .field("crc", &self.crc.map(|crc| crc.value))
             .finish_non_exhaustive()
     }
 }
@@ -349,21 +397,35 @@ impl Aes {
 
     /// Encrypts every job. CBC interleaves the jobs in SIMD lanes
     /// (multi-buffer), so a batch runs at AES throughput even though each
-    /// job is a serial chain; CTR goes wide inside each job.
+    /// job is a serial chain; CTR goes wide inside each job. Jobs that ask
+    /// for a CRC ([`Job::with_crc`]) get the CRC of their plaintext; the
+    /// VAES-512 CBC path computes it inside the lanes.
     pub fn encrypt_batch(&self, mode: Mode, jobs: &mut [Job<'_>]) {
         match mode {
             Mode::Cbc => {
-                self.engine.cbc_encrypt_multi(jobs);
+                let fused = jobs.iter().any(|job| job.crc.is_some())
+                    && self.engine.cbc_encrypt_multi_crc(jobs);
+                if !fused {
+                    input_crcs(jobs);
+                    self.engine.cbc_encrypt_multi(jobs);
+                }
+                // After the CRCs: in place, the tail rule overwrites the
+                // last bytes of the input.
                 self.cbc_tails(jobs);
             }
-            Mode::Ctr => jobs
-                .iter_mut()
-                .for_each(|job| self.ctr(&job.iv, &mut job.io)),
+            Mode::Ctr => {
+                input_crcs(jobs);
+                jobs.iter_mut()
+                    .for_each(|job| self.ctr(&job.iv, &mut job.io));
+            }
         }
     }
 
-    /// Decrypts every job; both modes go wide inside each job.
+    /// Decrypts every job; both modes go wide inside each job. Jobs that
+    /// ask for a CRC get the CRC of their ciphertext input, computed with
+    /// `crc32fast` before decrypting.
     pub fn decrypt_batch(&self, mode: Mode, jobs: &mut [Job<'_>]) {
+        input_crcs(jobs);
         match mode {
             Mode::Cbc => {
                 for job in jobs.iter_mut() {
@@ -462,6 +524,16 @@ impl fmt::Debug for Aes {
             .field("backend", &self.backend())
             .field("key_len", &self.key_len)
             .finish_non_exhaustive()
+    }
+}
+
+/// The CRC of every job that asks for one, over its input as it is now:
+/// the path for everything the backends do not fuse.
+fn input_crcs(jobs: &mut [Job<'_>]) {
+    for job in jobs.iter_mut() {
+        if let Some(crc) = &mut job.crc {
+            crc.value = Some(crc::crc32(crc.initial, job.io.input()));
+        }
     }
 }
 

@@ -7,6 +7,11 @@
 //! job each lane works on (a lane that finishes takes the next job, as in a
 //! job manager); the backends only run fixed-length stretches ("runs") in
 //! which every lane advances one block per step.
+//!
+//! A backend that fuses the CRC of the plaintext into its lanes
+//! ([`cbc_encrypt_crc`]) also keeps a CRC accumulator per lane; the scheduler
+//! sets it up when a lane takes a job and hands the folded value to the job
+//! when the lane finishes it (see `kernel::crc`).
 
 use super::Job;
 
@@ -24,6 +29,15 @@ pub(crate) struct Lanes {
     /// The chaining value of each lane: the job's IV before its first block,
     /// then its latest ciphertext block. Backends read and update it.
     pub(crate) chain: [[u8; 16]; MAX_LANES],
+    /// Fused CRC only: each lane's CRC accumulator, the job's plaintext so
+    /// far folded to 128 bits (zero before its first block). Backends that
+    /// fuse read and update it; others ignore it.
+    pub(crate) crc: [[u8; 16]; MAX_LANES],
+    /// Fused CRC only: what the first step of a run XORs into each lane's
+    /// plaintext block before folding it into `crc`: the job's CRC register
+    /// (`CrcRequest::first_block_mask`) for a lane that starts a job which
+    /// asks for a CRC, zero for every other lane. Cleared after each run.
+    pub(crate) crc_first: [[u8; 16]; MAX_LANES],
 }
 
 impl Lanes {
@@ -102,6 +116,34 @@ pub(crate) fn cbc_encrypt(
     jobs: &mut [Job<'_>],
     lane_count: usize,
     stagger: usize,
+    run: impl FnMut(&mut [Job<'_>], &mut Lanes, usize),
+) {
+    schedule::<false>(jobs, lane_count, stagger, run);
+}
+
+/// [`cbc_encrypt`] for a `run` that also folds each lane's plaintext blocks
+/// into `Lanes::crc` (after XORing `Lanes::crc_first` into the first block
+/// of the run). When a lane finishes a job that asks for a CRC, its
+/// accumulator is stored in the job's `CrcRequest::fold`; the caller
+/// reduces it and appends the tail. Jobs without a whole block never reach
+/// a lane and keep their `fold` untouched.
+#[cfg_attr(
+    not(target_arch = "x86_64"),
+    allow(dead_code, reason = "only the VAES-512 backend fuses the CRC")
+)]
+pub(crate) fn cbc_encrypt_crc(
+    jobs: &mut [Job<'_>],
+    lane_count: usize,
+    stagger: usize,
+    run: impl FnMut(&mut [Job<'_>], &mut Lanes, usize),
+) {
+    schedule::<true>(jobs, lane_count, stagger, run);
+}
+
+fn schedule<const CRC: bool>(
+    jobs: &mut [Job<'_>],
+    lane_count: usize,
+    stagger: usize,
     mut run: impl FnMut(&mut [Job<'_>], &mut Lanes, usize),
 ) {
     let lane_count = lane_count.clamp(1, MAX_LANES);
@@ -110,6 +152,8 @@ pub(crate) fn cbc_encrypt(
         job: [IDLE; MAX_LANES],
         block: [0; MAX_LANES],
         chain: [[0; 16]; MAX_LANES],
+        crc: [[0; 16]; MAX_LANES],
+        crc_first: [[0; 16]; MAX_LANES],
     };
     let mut start_at = [0usize; MAX_LANES];
     for (lane, start) in start_at.iter_mut().enumerate().take(lane_count) {
@@ -129,6 +173,13 @@ pub(crate) fn cbc_encrypt(
                 lanes.job[lane] = job;
                 lanes.block[lane] = 0;
                 lanes.chain[lane] = jobs[job].iv;
+                if CRC {
+                    lanes.crc[lane] = [0; 16];
+                    lanes.crc_first[lane] = jobs[job]
+                        .crc
+                        .as_ref()
+                        .map_or([0; 16], |crc| crc.first_block_mask());
+                }
                 next = next_nonempty(jobs, job + 1);
             }
         }
@@ -161,11 +212,17 @@ pub(crate) fn cbc_encrypt(
         }
         run(jobs, &mut lanes, steps);
         now += steps;
+        if CRC {
+            lanes.crc_first[..lane_count].fill([0; 16]);
+        }
         for lane in 0..lane_count {
             if let Some((job, block)) = lanes.position(lane) {
                 lanes.block[lane] = block + steps;
                 if block + steps == blocks(&jobs[job]) {
                     lanes.job[lane] = IDLE;
+                    if CRC && let Some(crc) = &mut jobs[job].crc {
+                        crc.fold = lanes.crc[lane];
+                    }
                 }
             }
         }

@@ -8,6 +8,11 @@
 //! detection can create, so calling one without checking the CPU does not
 //! compile. The backend is chosen once per call; the loops inside are
 //! monomorphised for the key size, with no dispatch per block.
+//!
+//! One operation is outside that common set: multi-buffer CBC encryption
+//! with the CRC of each job's plaintext fused into the lanes
+//! ([`Engine::cbc_encrypt_multi_crc`]), which only VAES-512 with VPCLMULQDQ
+//! offers; for every other backend the caller computes the CRC first.
 
 pub(crate) mod soft;
 
@@ -17,6 +22,9 @@ pub(crate) mod x86;
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code, reason = "AES-NI intrinsics on raw block pointers")]
 mod x86_aesni;
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code, reason = "PCLMULQDQ intrinsics for the fused CRC")]
+mod x86_crc;
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code, reason = "VAES intrinsics on raw block pointers")]
 mod x86_vaes256;
@@ -144,5 +152,27 @@ impl Engine {
 
     pub(crate) fn cbc_encrypt_multi(&self, jobs: &mut [Job<'_>]) {
         dispatch!(self, cbc_encrypt_multi(jobs))
+    }
+
+    /// `cbc_encrypt_multi` with the CRC of every job that asks for one
+    /// (`Job::with_crc`) computed inside the lanes, its value stored in the
+    /// job. Returns `false`, having done nothing, when this backend (or
+    /// CPU) does not fuse the CRC: the caller then computes the CRCs itself
+    /// and calls `cbc_encrypt_multi`. Must run before the CBC tail rule.
+    pub(crate) fn cbc_encrypt_multi_crc(&self, jobs: &mut [Job<'_>]) -> bool {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Engine::Vaes512(keys, token) => match token.clmul() {
+                Some(token) => {
+                    x86_vaes512::cbc_encrypt_multi_crc(token, keys, jobs);
+                    true
+                }
+                None => false,
+            },
+            _ => {
+                let _ = jobs;
+                false
+            }
+        }
     }
 }

@@ -1,6 +1,12 @@
 //! What the x86-64 backends share: CPU feature detection, the capability
 //! tokens that prove it ran, and the AES-NI key expansion.
 //!
+//! Carry-less multiplication (PCLMULQDQ, and VPCLMULQDQ on 512-bit
+//! registers) is detected too: the VAES-512 multi-buffer CBC folds the CRC
+//! of its plaintext into its lanes only when the CPU has both
+//! ([`Vaes512ClmulToken`]). Every VAES-512 CPU shipped so far has them, but
+//! the CPUID bits are separate, so they are checked.
+//!
 //! `cpufeatures` 0.3 treats VAES as needing AVX-512 register state, so CPUs
 //! with VAES but no AVX-512 (Zen 3, Alder Lake) would never get the 256-bit
 //! backend. We read CPUID and XCR0 ourselves instead.
@@ -18,6 +24,8 @@ const AES: u32 = 1 << 0;
 const YMM: u32 = 1 << 1; // AVX + AVX2 + OS saves YMM state
 const VAES: u32 = 1 << 2;
 const ZMM: u32 = 1 << 3; // AVX-512 F/BW/VL + OS saves opmask and ZMM state
+const CLMUL: u32 = 1 << 4; // PCLMULQDQ
+const VPCLMUL: u32 = 1 << 5; // VPCLMULQDQ (VEX/EVEX forms on YMM/ZMM)
 const DETECTED: u32 = 1 << 31;
 
 static FEATURES: AtomicU32 = AtomicU32::new(0);
@@ -47,6 +55,9 @@ fn read_cpuid() -> u32 {
     if bit(leaf1.ecx, 25) && bit(leaf1.ecx, 9) && bit(leaf1.ecx, 19) {
         found |= AES;
     }
+    if bit(leaf1.ecx, 1) {
+        found |= CLMUL;
+    }
     let osxsave = bit(leaf1.ecx, 27);
     let avx = bit(leaf1.ecx, 28);
     if !(osxsave && avx) || leaf0.eax < 7 {
@@ -63,6 +74,9 @@ fn read_cpuid() -> u32 {
     }
     if bit(leaf7.ecx, 9) {
         found |= VAES;
+    }
+    if bit(leaf7.ecx, 10) {
+        found |= VPCLMUL;
     }
     // AVX-512 F (16), BW (30), VL (31).
     if zmm_state && bit(leaf7.ebx, 16) && bit(leaf7.ebx, 30) && bit(leaf7.ebx, 31) {
@@ -86,6 +100,15 @@ pub(crate) struct Vaes256Token(());
 /// Proof that VAES on 512-bit registers (with AVX-512 F/BW/VL) is available.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Vaes512Token(());
+
+/// Proof that PCLMULQDQ, SSSE3 and SSE4.1 are available.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ClmulToken(());
+
+/// Proof of everything [`Vaes512Token`] proves, and of PCLMULQDQ and
+/// VPCLMULQDQ: what the fused CRC of the VAES-512 multi-buffer CBC needs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Vaes512ClmulToken(());
 
 impl AesNiToken {
     pub(crate) fn detect() -> Option<Self> {
@@ -111,6 +134,27 @@ impl Vaes512Token {
 
     pub(crate) fn aesni(self) -> AesNiToken {
         AesNiToken(())
+    }
+
+    /// The token for the fused CRC, if the CPU also has PCLMULQDQ and
+    /// VPCLMULQDQ (a cached check).
+    pub(crate) fn clmul(self) -> Option<Vaes512ClmulToken> {
+        has(AES | YMM | VAES | ZMM | CLMUL | VPCLMUL).then_some(Vaes512ClmulToken(()))
+    }
+}
+
+impl ClmulToken {
+    #[cfg(test)]
+    pub(crate) fn detect() -> Option<Self> {
+        // AES implies SSSE3 and SSE4.1 (checked with it).
+        has(AES | CLMUL).then_some(Self(()))
+    }
+}
+
+impl Vaes512ClmulToken {
+    /// Every VPCLMULQDQ CPU has PCLMULQDQ (checked with it).
+    pub(crate) fn clmul(self) -> ClmulToken {
+        ClmulToken(())
     }
 }
 

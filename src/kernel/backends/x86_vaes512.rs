@@ -3,11 +3,18 @@
 //! Parallel modes keep `WIDE` registers in flight; CBC encryption runs
 //! `LANES` independent buffers, four per register. Single blocks, serial
 //! CBC and the last few blocks of a buffer go through AES-NI.
+//!
+//! With VPCLMULQDQ the multi-buffer CBC can also fold the CRC-32 of each
+//! lane's plaintext into a per-lane accumulator (`cbc_encrypt_multi_crc`):
+//! eight carry-less multiplications per step beside forty `vaesenc`, issued
+//! while the AES rounds wait on their latency.
 
 use core::arch::x86_64::*;
 
-use super::x86::Vaes512Token;
+use super::x86::{Vaes512ClmulToken, Vaes512Token};
 use super::x86_aesni::{self, by_rounds, load, store};
+use super::x86_crc;
+use crate::kernel::crc::consts::FOLD_128;
 use crate::kernel::multibuffer::{self, LanePtrs, Lanes, Scratch};
 use crate::kernel::schedule::{MAX_ROUND_KEYS, RoundKeys};
 use crate::kernel::{InOut, Job};
@@ -368,10 +375,42 @@ pub(super) fn cbc_encrypt_multi(token: Vaes512Token, keys: &RoundKeys, jobs: &mu
     });
 }
 
+/// [`cbc_encrypt_multi`] that also computes the CRC of each job's
+/// plaintext for the jobs that ask for one (`Job::with_crc`): every lane
+/// folds the block it gathers for AES into a CRC accumulator (see
+/// `kernel::crc`); each finished job's accumulator is then reduced and its
+/// tail appended. Must run before the CBC tail rule overwrites the tails.
+pub(super) fn cbc_encrypt_multi_crc(
+    token: Vaes512ClmulToken,
+    keys: &RoundKeys,
+    jobs: &mut [Job<'_>],
+) {
+    let mut scratch = Scratch::new();
+    multibuffer::cbc_encrypt_crc(jobs, LANES, STAGGER, |jobs, lanes, steps| {
+        let ptrs = LanePtrs::new(jobs, lanes, steps, &mut scratch);
+        // SAFETY: the token proves the CPU features (VAES, AVX-512 F/BW/VL,
+        // VPCLMULQDQ); `LanePtrs::new` checked that every lane's pointers
+        // cover `steps` blocks.
+        unsafe { by_rounds!(keys, cbc_multi_run_crc(&keys.enc, &ptrs, lanes, steps)) }
+    });
+    for job in jobs.iter_mut() {
+        let Some(crc) = &mut job.crc else { continue };
+        let input = job.io.input();
+        let full = input.len() & !15;
+        crc.value = Some(if full == 0 {
+            // No whole block: the job never reached a lane.
+            crate::kernel::crc::crc32(crc.initial, input)
+        } else {
+            x86_crc::finish(token.clmul(), &crc.fold, &input[full..])
+        });
+    }
+}
+
 /// One multi-buffer run: every lane encrypts `steps` blocks of its chain.
 ///
 /// # Safety
-/// `ptrs` must come from `LanePtrs::new` for these `lanes` and `steps`.
+/// `ptrs` must come from `LanePtrs::new` for these `lanes` and `steps`; the
+/// CPU must have VAES and AVX-512 F/BW/VL.
 #[target_feature(enable = "aes,ssse3,sse4.1,avx,avx2,vaes,avx512f,avx512bw,avx512vl")]
 unsafe fn cbc_multi_run<const NR: usize>(
     k: &[[u8; 16]; MAX_ROUND_KEYS],
@@ -418,4 +457,133 @@ unsafe fn cbc_multi_run<const NR: usize>(
         // SAFETY: as for the loads above.
         unsafe { store4(chains.add(64 * g), *c) };
     }
+}
+
+/// [`cbc_multi_run`] that also folds every lane's plaintext into its CRC
+/// accumulator (`Lanes::crc`), XORing `Lanes::crc_first` into the first
+/// step's blocks.
+///
+/// # Safety
+/// As [`cbc_multi_run`], and the CPU must have VPCLMULQDQ.
+#[target_feature(
+    enable = "aes,ssse3,sse4.1,avx,avx2,vaes,avx512f,avx512bw,avx512vl,pclmulqdq,vpclmulqdq"
+)]
+unsafe fn cbc_multi_run_crc<const NR: usize>(
+    k: &[[u8; 16]; MAX_ROUND_KEYS],
+    ptrs: &LanePtrs,
+    lanes: &mut Lanes,
+    steps: usize,
+) {
+    let k = broadcast_keys(k);
+    let fold = _mm512_broadcast_i32x4(_mm_set_epi64x(FOLD_128[1] as i64, FOLD_128[0] as i64));
+    let chains = lanes.chain.as_flattened().as_ptr();
+    let accs = lanes.crc.as_flattened().as_ptr();
+    let firsts = lanes.crc_first.as_flattened().as_ptr();
+    // SAFETY: `chain`, `crc` and `crc_first` hold MAX_LANES >= LANES blocks;
+    // lanes 4g .. 4g + 4 are the 64 bytes at 64 * g.
+    let (mut chain, mut acc, first): (
+        [__m512i; LANE_REGS],
+        [__m512i; LANE_REGS],
+        [__m512i; LANE_REGS],
+    ) = unsafe {
+        (
+            core::array::from_fn(|g| load4(chains.add(64 * g))),
+            core::array::from_fn(|g| load4(accs.add(64 * g))),
+            core::array::from_fn(|g| load4(firsts.add(64 * g))),
+        )
+    };
+    if steps > 0 {
+        // The first step on its own, so that the loop has no XOR with
+        // `first`.
+        // SAFETY: `LanePtrs` guarantees `steps` readable and writable
+        // blocks per lane (the caller's contract).
+        unsafe { crc_step::<NR, true>(&k, fold, ptrs, 0, &mut chain, &mut acc, &first) };
+    }
+    for step in 1..steps {
+        // SAFETY: as above.
+        unsafe { crc_step::<NR, false>(&k, fold, ptrs, step * 16, &mut chain, &mut acc, &first) };
+    }
+    let chains = lanes.chain.as_flattened_mut().as_mut_ptr();
+    let accs = lanes.crc.as_flattened_mut().as_mut_ptr();
+    for g in 0..LANE_REGS {
+        // SAFETY: as for the loads above.
+        unsafe {
+            store4(chains.add(64 * g), chain[g]);
+            store4(accs.add(64 * g), acc[g]);
+        }
+    }
+}
+
+/// One step of [`cbc_multi_run_crc`]: every lane gathers its plaintext
+/// block at `offset`, encrypts it chained with `chain`, folds it into its
+/// CRC accumulator (XORed with `first` in a run's `FIRST` step) and
+/// scatters the ciphertext, which becomes the new chain. The AES rounds
+/// come first in program order: they are the critical path, and the
+/// carry-less multiplications compete with them for the same pipes.
+///
+/// # Safety
+/// Every lane's source must be readable and its destination writable for
+/// 16 bytes at `offset`.
+#[allow(clippy::too_many_arguments, reason = "one inlined loop body")]
+#[inline]
+#[target_feature(
+    enable = "aes,ssse3,sse4.1,avx,avx2,vaes,avx512f,avx512bw,avx512vl,pclmulqdq,vpclmulqdq"
+)]
+unsafe fn crc_step<const NR: usize, const FIRST: bool>(
+    k: &[__m512i; MAX_ROUND_KEYS],
+    fold: __m512i,
+    ptrs: &LanePtrs,
+    offset: usize,
+    chain: &mut [__m512i; LANE_REGS],
+    acc: &mut [__m512i; LANE_REGS],
+    first: &[__m512i; LANE_REGS],
+) {
+    let mut plain = [_mm512_setzero_si512(); LANE_REGS];
+    let mut x: [__m512i; LANE_REGS] = core::array::from_fn(|g| {
+        let p = &ptrs.src[4 * g..4 * g + 4];
+        // SAFETY: the caller guarantees 16 readable bytes per lane at
+        // `offset`.
+        let gathered = unsafe {
+            let x = _mm512_castsi128_si512(load(p[0].add(offset)));
+            let x = _mm512_inserti32x4::<1>(x, load(p[1].add(offset)));
+            let x = _mm512_inserti32x4::<2>(x, load(p[2].add(offset)));
+            _mm512_inserti32x4::<3>(x, load(p[3].add(offset)))
+        };
+        plain[g] = gathered;
+        // plaintext ^ chain ^ round key 0 in one instruction.
+        _mm512_ternarylogic_epi64::<0x96>(gathered, chain[g], k[0])
+    });
+    encrypt_rounds::<NR, LANE_REGS>(k, &mut x);
+    for g in 0..LANE_REGS {
+        let block = if FIRST {
+            _mm512_xor_si512(plain[g], first[g])
+        } else {
+            plain[g]
+        };
+        acc[g] = fold_crc(acc[g], fold, block);
+    }
+    for (g, c) in x.iter().enumerate() {
+        let p = &ptrs.dst[4 * g..4 * g + 4];
+        // SAFETY: the caller guarantees 16 writable bytes per lane at
+        // `offset`; every lane's block was read above, before this write.
+        unsafe {
+            store(p[0].add(offset), _mm512_castsi512_si128(*c));
+            store(p[1].add(offset), _mm512_extracti32x4_epi32::<1>(*c));
+            store(p[2].add(offset), _mm512_extracti32x4_epi32::<2>(*c));
+            store(p[3].add(offset), _mm512_extracti32x4_epi32::<3>(*c));
+        }
+    }
+    *chain = x;
+}
+
+/// The four CRC accumulators of `acc` folded forward by one block, XORed
+/// with the next blocks: `clmul(lo, k0) ^ clmul(hi, k1) ^ block` per lane.
+#[inline]
+#[target_feature(enable = "avx512f,vpclmulqdq")]
+fn fold_crc(acc: __m512i, keys: __m512i, block: __m512i) -> __m512i {
+    _mm512_ternarylogic_epi64::<0x96>(
+        _mm512_clmulepi64_epi128::<0x00>(acc, keys),
+        _mm512_clmulepi64_epi128::<0x11>(acc, keys),
+        block,
+    )
 }

@@ -1,0 +1,315 @@
+//! The CRC-32 a batch job can ask for ([`Job::with_crc`](super::Job::with_crc)):
+//! zlib's CRC-32 (CRC-32/ISO-HDLC, reflected polynomial `0xEDB88320`,
+//! register preset and final XOR `0xFFFFFFFF`) of the bytes a job reads,
+//! continued from an initial value exactly as
+//! `crc32fast::Hasher::new_with_initial(initial)` + `update` + `finalize`.
+//! It is the checksum of every Aria page (spec §5.1), which the write hook
+//! computes over the plaintext it is about to encrypt.
+//!
+//! # Where it is computed
+//! Everywhere but one place, the generic code runs `crc32fast` over the
+//! job's input before the backend touches it. The exception is the VAES-512
+//! multi-buffer CBC encryption on CPUs with VPCLMULQDQ: there each SIMD lane
+//! keeps a 128-bit CRC accumulator beside its CBC chain and folds in the
+//! plaintext block it has just gathered for AES, so the carry-less
+//! multiplications fill the idle issue slots of the latency-bound AES loop
+//! instead of reading the data a second time.
+//!
+//! # Folding
+//! Read a 16-byte block as a polynomial of degree < 128, its first byte
+//! holding the highest coefficients and bit 0 of each byte the highest of
+//! that byte (the reflected order). The CRC register after a message `M` of
+//! `n` bytes started from the register `s` (the 32-bit register is zlib's
+//! value inverted) is `s·x^(8n) + M·x^32 mod P`; XORing `s` into the first
+//! four message bytes gives `s·x^(8n−32) + M`, so from there on only the
+//! message polynomial modulo `P` matters.
+//!
+//! A lane's accumulator `A` starts at zero with `s` XORed into the job's
+//! first block, and each block `B` of the job is folded in as
+//! `A ← A·x^128 + B`, computed modulo `P` by splitting `A = H·x^64 + L`
+//! (`H` its first eight bytes):
+//!
+//! ```text
+//! A·x^128 = H·x^192 + L·x^128 ≡ H·(x^160 mod P)·x^32 + L·(x^96 mod P)·x^32
+//! ```
+//!
+//! that is two carry-less 64×33-bit products whose sum is congruent to
+//! `A·x^128` and has degree < 128, with the constants `[x^160 mod P,
+//! x^96 mod P]` stored as 33-bit reflected values (`consts::fold_keys`): the
+//! factor `x^32` comes free from how reflected products line up. After the
+//! last whole block the accumulator `X` is congruent to the message so far;
+//! the register is `X·x^32 mod P`, the register of a CRC over the 16 bytes
+//! of `X` started from zero. The job's last `len % 16` bytes (the part CBC
+//! handles with MariaDB's tail rule, outside the lanes) are appended, and
+//! the register is reduced to 32 bits by two more folds and a Barrett
+//! reduction (`consts::REDUCTION`), once per job.
+
+/// The folding and reduction constants and their derivation from the
+/// polynomial, computed at compile time.
+#[cfg_attr(
+    not(target_arch = "x86_64"),
+    allow(
+        dead_code,
+        reason = "used by the x86-64 fused path; derived and tested everywhere"
+    )
+)]
+pub(crate) mod consts {
+    /// The CRC-32 generator polynomial in normal (most significant first) form
+    /// without its `x^32` term.
+    pub(crate) const POLY: u32 = 0x04c1_1db7;
+
+    /// `x^n mod P` in normal form (bit `d` is the coefficient of `x^d`), for any
+    /// `n`, negative ones included (`x` is invertible because `P(0) = 1`).
+    /// Linear in `|n|`; meant for constants.
+    pub(crate) const fn xpow_mod(n: i32) -> u32 {
+        let mut r: u32 = 1;
+        let mut i = 0;
+        if n >= 0 {
+            while i < n {
+                // r·x: shift up; a carry out of x^31 is x^32 ≡ POLY.
+                let carry = r & 0x8000_0000 != 0;
+                r <<= 1;
+                if carry {
+                    r ^= POLY;
+                }
+                i += 1;
+            }
+        } else {
+            while i < -n {
+                // r·x^-1: an even r is divisible by x; an odd one becomes even
+                // after adding P, whose x^32 term lands on x^31.
+                r = if r & 1 == 0 {
+                    r >> 1
+                } else {
+                    ((r ^ POLY) >> 1) | 0x8000_0000
+                };
+                i += 1;
+            }
+        }
+        r
+    }
+
+    /// A polynomial of degree ≤ 32 (normal form) as the 33-bit reflected
+    /// operand the carry-less folds take: bit `j` holds the coefficient of
+    /// `x^(32−j)`.
+    pub(crate) const fn reflect33(normal: u64) -> u64 {
+        normal.reverse_bits() >> 31
+    }
+
+    /// `⌊x^64 / P⌋` (degree 32) in normal form, by long division.
+    pub(crate) const fn barrett_mu() -> u64 {
+        let p: u128 = (1 << 32) | POLY as u128;
+        let mut rem: u128 = 1 << 64;
+        let mut quotient: u64 = 0;
+        let mut d = 64;
+        while d >= 32 {
+            if (rem >> d) & 1 == 1 {
+                rem ^= p << (d - 32);
+                quotient |= 1 << (d - 32);
+            }
+            d -= 1;
+        }
+        quotient
+    }
+
+    /// The pair `[x^(D+32) mod P, x^(D−32) mod P]`, reflected, that folds a
+    /// 128-bit lane forward by `bits` = `D` bits: the first multiplies the
+    /// lane's low (first) quadword, the second its high quadword.
+    pub(crate) const fn fold_keys(bits: i32) -> [u64; 2] {
+        [
+            reflect33(xpow_mod(bits + 32) as u64),
+            reflect33(xpow_mod(bits - 32) as u64),
+        ]
+    }
+
+    /// The constants that fold an accumulator forward by one block (128 bits).
+    pub(crate) const FOLD_128: [u64; 2] = fold_keys(128);
+
+    /// The constants of the final reduction from 128 to 32 bits, reflected.
+    #[derive(Clone, Copy, Debug)]
+    pub(crate) struct Reduction {
+        /// `x^96 mod P`: folds the first 64 bits of 128 onto the rest.
+        pub(crate) k96: u64,
+        /// `x^64 mod P`: folds the first 32 bits of 96 onto the rest.
+        pub(crate) k64: u64,
+        /// `µ = ⌊x^64 / P⌋`.
+        pub(crate) mu: u64,
+        /// `P` itself, `x^32` included.
+        pub(crate) poly: u64,
+    }
+
+    pub(crate) const REDUCTION: Reduction = Reduction {
+        k96: reflect33(xpow_mod(96) as u64),
+        k64: reflect33(xpow_mod(64) as u64),
+        mu: reflect33(barrett_mu()),
+        poly: reflect33((1 << 32) | POLY as u64),
+    };
+}
+
+/// zlib's `crc32(initial, data)` through `crc32fast`: what every path that
+/// does not fuse the CRC computes, and the reference for the one that does.
+pub(crate) fn crc32(initial: u32, data: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new_with_initial(initial);
+    hasher.update(data);
+    hasher.finalize()
+}
+
+/// A job's CRC request and, after a batch operation, its result.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CrcRequest {
+    /// zlib's running value the CRC continues from.
+    pub(crate) initial: u32,
+    /// The result of the latest batch operation.
+    pub(crate) value: Option<u32>,
+    /// Fused path only: the job's accumulator after its last whole block,
+    /// left here by the lane scheduler for the final reduction.
+    pub(crate) fold: [u8; 16],
+}
+
+impl CrcRequest {
+    pub(crate) fn new(initial: u32) -> Self {
+        CrcRequest {
+            initial,
+            value: None,
+            fold: [0; 16],
+        }
+    }
+
+    /// What the fused path XORs into the job's first block before folding
+    /// it in: the CRC register (zlib's value inverted) in the first four
+    /// bytes, little-endian as the reflected order wants.
+    pub(crate) fn first_block_mask(&self) -> [u8; 16] {
+        let mut mask = [0u8; 16];
+        mask[..4].copy_from_slice(&(!self.initial).to_le_bytes());
+        mask
+    }
+}
+
+/// The zlib value for a folded accumulator `fold` (see the module
+/// documentation) followed by the `tail` bytes: a CRC from register zero
+/// (zlib's `0xFFFFFFFF`) over the accumulator's 16 bytes, then the tail.
+/// The portable statement of what the SIMD reduction computes.
+#[cfg(test)]
+pub(crate) fn finish_portable(fold: &[u8; 16], tail: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new_with_initial(0xffff_ffff);
+    hasher.update(fold);
+    hasher.update(tail);
+    hasher.finalize()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::consts::*;
+    use super::*;
+
+    /// Carry-less product of two normal-form polynomials, reduced mod P.
+    fn mulmod(a: u32, b: u32) -> u32 {
+        let mut r = 0u32;
+        for d in (0..32).rev() {
+            let carry = r & 0x8000_0000 != 0;
+            r <<= 1;
+            if carry {
+                r ^= POLY;
+            }
+            if (b >> d) & 1 == 1 {
+                r ^= a;
+            }
+        }
+        r
+    }
+
+    /// 64×64-bit carry-less product, as PCLMULQDQ computes it.
+    fn clmul(a: u64, b: u64) -> u128 {
+        (0..64)
+            .filter(|i| (b >> i) & 1 == 1)
+            .fold(0, |r, i| r ^ (u128::from(a) << i))
+    }
+
+    /// One fold step of a lane as the SIMD loop does it, on a little-endian
+    /// 128-bit value: `clmul(lo, k0) ^ clmul(hi, k1) ^ block`.
+    fn fold_step(acc: u128, block: u128) -> u128 {
+        clmul(acc as u64, FOLD_128[0]) ^ clmul((acc >> 64) as u64, FOLD_128[1]) ^ block
+    }
+
+    fn bytes(seed: u64, len: usize) -> Vec<u8> {
+        let mut s = seed | 1;
+        (0..len)
+            .map(|_| {
+                s ^= s >> 12;
+                s ^= s << 25;
+                s ^= s >> 27;
+                (s.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn powers_of_x() {
+        assert_eq!(xpow_mod(0), 1);
+        assert_eq!(xpow_mod(31), 0x8000_0000);
+        assert_eq!(xpow_mod(32), POLY);
+        for n in [-100, -33, -32, -1, 1, 7, 64, 1000] {
+            assert_eq!(mulmod(xpow_mod(n), xpow_mod(-n)), 1, "x^{n}·x^-{n}");
+            assert_eq!(mulmod(xpow_mod(n), xpow_mod(5)), xpow_mod(n + 5));
+        }
+    }
+
+    #[test]
+    fn barrett_constant_is_the_quotient() {
+        // x^64 = µ·P + rem with deg rem < 32: check by multiplying back.
+        let mu = barrett_mu();
+        let p = (1u128 << 32) | u128::from(POLY);
+        let product = (0..=32)
+            .filter(|d| (mu >> d) & 1 == 1)
+            .fold(0u128, |acc, d| acc ^ (p << d));
+        let rem = product ^ (1 << 64);
+        assert!(rem < 1 << 32, "remainder {rem:#x} has degree ≥ 32");
+    }
+
+    /// The constants published with the PCLMULQDQ CRC paper and used by
+    /// `crc32fast`, zlib-ng and Linux, derived here from the polynomial.
+    #[test]
+    fn constants_match_the_published_ones() {
+        assert_eq!(FOLD_128, [0x1_7519_97d0, 0x0_ccaa_009e]);
+        assert_eq!(fold_keys(512), [0x1_5444_2bd4, 0x1_c6e4_1596]);
+        assert_eq!(REDUCTION.k96, 0x0_ccaa_009e);
+        assert_eq!(REDUCTION.k64, 0x1_63cd_6124);
+        assert_eq!(REDUCTION.poly, 0x1_db71_0641);
+        assert_eq!(REDUCTION.mu, 0x1_f701_1641);
+        assert_eq!(reflect33(u64::from(POLY)) >> 1, 0xedb8_8320);
+    }
+
+    /// The lane computation of the fused path, in portable code: mask the
+    /// first block, fold every whole block, finish with the tail. Checks
+    /// the constants, the byte order and `finish_portable` together.
+    #[test]
+    fn folding_a_lane_gives_the_crc() {
+        let data = bytes(0x5eed, 600);
+        for len in (16..=600).step_by(7).chain([16, 17, 31, 32, 33, 512]) {
+            for initial in [
+                0,
+                1,
+                0xffff_ffff,
+                0x8000_0000,
+                (len as u32).wrapping_mul(0x9e37_79b9),
+            ] {
+                let req = CrcRequest::new(initial);
+                let message = &data[..len];
+                let (blocks, tail) = message.as_chunks::<16>();
+                let mut acc = 0u128;
+                for (i, block) in blocks.iter().enumerate() {
+                    let mut block = u128::from_le_bytes(*block);
+                    if i == 0 {
+                        block ^= u128::from_le_bytes(req.first_block_mask());
+                    }
+                    acc = fold_step(acc, block);
+                }
+                assert_eq!(
+                    finish_portable(&acc.to_le_bytes(), tail),
+                    crc32(initial, message),
+                    "{len} bytes from {initial:#x}"
+                );
+            }
+        }
+    }
+}
