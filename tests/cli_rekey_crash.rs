@@ -8,7 +8,7 @@
 mod cli_support;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use cli_support::*;
@@ -36,6 +36,14 @@ const FAILPOINTS: &[&str] = &[
     "renames-synced",
     "done",
 ];
+
+/// The tests of this file run one at a time: a child that one test forks
+/// holds the files another test has open until it execs, and `rekey`
+/// rightly refuses a table that another process has open.
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -170,6 +178,7 @@ fn crash_at(s: &Scenario, point: &str) -> Run {
 
 #[test]
 fn every_failpoint_leaves_the_old_or_the_new_table() {
+    let _serial = one_at_a_time();
     let markers = markers(&fixtures().join("debug_versions/t1"));
     let mut seen = Vec::new();
     for (i, point) in FAILPOINTS.iter().enumerate() {
@@ -212,6 +221,7 @@ fn every_failpoint_leaves_the_old_or_the_new_table() {
 
 #[test]
 fn a_crash_during_recovery_is_recovered_too() {
+    let _serial = one_at_a_time();
     let (_tmp, s) = fixture_scenario();
     crash_at(&s, "journal-committed");
     // Each recovery run renames what is left: the first rename of the
@@ -307,6 +317,7 @@ fn assert_synthetic_markers(s: &Scenario, pages: usize) {
 
 #[test]
 fn sigkill_at_random_moments_of_a_large_rekey() {
+    let _serial = one_at_a_time();
     // 24 MB of data pages; less where the tests usually run emulated
     // (qemu-aarch64 is some 30 times slower).
     const PAGES: u32 = if cfg!(target_arch = "x86_64") {

@@ -261,12 +261,20 @@ impl Guard {
                 }
             },
         }
-        let open = self.open.get_or_insert_with(open_files);
-        let user = files
+        let ids: Vec<(u64, u64)> = files
             .iter()
             .filter_map(|f| std::fs::metadata(f).ok())
-            .find_map(|m| open.get(&(m.dev(), m.ino())));
-        if let Some(holder) = user {
+            .map(|m| (m.dev(), m.ino()))
+            .collect();
+        let holds = |open: &HashMap<(u64, u64), Holder>| ids.iter().any(|id| open.contains_key(id));
+        if holds(self.open.get_or_insert_with(open_files)) {
+            // A process that has just forked holds its parent's files until
+            // it execs or exits, a moment later: look again before refusing.
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            self.open = Some(open_files());
+        }
+        let open = self.open.get_or_insert_with(open_files);
+        if let Some(holder) = ids.iter().find_map(|id| open.get(id)) {
             warnings.push(refuse(format!(
                 "{holder} has {} open",
                 files
