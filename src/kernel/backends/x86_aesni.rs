@@ -244,23 +244,38 @@ unsafe fn cbc_decrypt_impl<const NR: usize>(
     // SAFETY: `iv` is 16 bytes.
     let mut prev = unsafe { load(iv.as_ptr()) };
     let mut i = 0;
-    while i < blocks {
-        let n = WIDTH.min(blocks - i);
-        let mut c = [_mm_setzero_si128(); WIDTH];
-        for (j, b) in c.iter_mut().enumerate().take(n) {
-            // SAFETY: block i + j < blocks is inside `src`. All loads of
-            // this group happen before its stores (in place they alias).
-            *b = unsafe { load(src.add((i + j) * 16)) };
-        }
-        let mut x = c;
+    while i + WIDTH <= blocks {
+        // SAFETY: blocks i .. i + WIDTH are inside `src`.
+        let mut x: [__m128i; WIDTH] =
+            core::array::from_fn(|j| unsafe { load(src.add((i + j) * 16)) });
+        let last = x[WIDTH - 1];
         decrypt_par::<NR, WIDTH>(&k, &mut x);
-        for j in 0..n {
-            let p = _mm_xor_si128(x[j], if j == 0 { prev } else { c[j - 1] });
-            // SAFETY: block i + j < blocks is inside `dst`.
-            unsafe { store(dst.add((i + j) * 16), p) };
+        // From the last block down, so each block's predecessor is read
+        // from `src` before a store can overwrite it (in place). Keeping
+        // all eight ciphertexts in registers would spill: AES-NI code has
+        // 16 of them and the round keys take up to 15.
+        for j in (1..WIDTH).rev() {
+            // SAFETY: blocks i + j - 1 and i + j are inside `src` and `dst`;
+            // block i + j - 1 is not written yet.
+            unsafe {
+                let c = load(src.add((i + j - 1) * 16));
+                store(dst.add((i + j) * 16), _mm_xor_si128(x[j], c));
+            }
         }
-        prev = c[n - 1];
-        i += n;
+        // SAFETY: block i is inside `dst`.
+        unsafe { store(dst.add(i * 16), _mm_xor_si128(x[0], prev)) };
+        prev = last;
+        i += WIDTH;
+    }
+    while i < blocks {
+        // SAFETY: block i is inside `src` and `dst`; it is read before written.
+        let c = unsafe { load(src.add(i * 16)) };
+        let mut x = [c];
+        decrypt_par::<NR, 1>(&k, &mut x);
+        // SAFETY: as above.
+        unsafe { store(dst.add(i * 16), _mm_xor_si128(x[0], prev)) };
+        prev = c;
+        i += 1;
     }
 }
 
