@@ -125,15 +125,18 @@ impl<'a> InOut<'a> {
         self.dst.len()
     }
 
-    pub(crate) fn src_ptr(&self) -> *const u8 {
-        match self.src {
+    /// Source and destination pointers for the backends, valid for
+    /// `self.len()` bytes, equal (in place) or disjoint. Both come from one
+    /// mutable borrow of `dst`: in place, a source pointer taken from a
+    /// shared borrow would lose its right to read once the destination
+    /// pointer is made or written through.
+    pub(crate) fn ptrs(&mut self) -> (*const u8, *mut u8) {
+        let dst = self.dst.as_mut_ptr();
+        let src = match self.src {
             Some(src) => src.as_ptr(),
-            None => self.dst.as_ptr(),
-        }
-    }
-
-    pub(crate) fn dst_ptr(&mut self) -> *mut u8 {
-        self.dst.as_mut_ptr()
+            None => dst.cast_const(),
+        };
+        (src, dst)
     }
 
     /// The bytes to be read: the source, or the buffer itself in place.

@@ -98,8 +98,9 @@ impl LanePtrs {
                 start + steps * 16 <= io.len(),
                 "multi-buffer lane would run past the end of its job"
             );
-            ptrs.src[lane] = io.src_ptr().wrapping_add(start);
-            ptrs.dst[lane] = io.dst_ptr().wrapping_add(start);
+            let (src, dst) = io.ptrs();
+            ptrs.src[lane] = src.wrapping_add(start);
+            ptrs.dst[lane] = dst.wrapping_add(start);
         }
         ptrs
     }

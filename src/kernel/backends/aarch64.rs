@@ -189,7 +189,7 @@ fn decrypt_block_impl<const NR: usize>(k: &[[u8; 16]; MAX_ROUND_KEYS], block: &m
 pub(super) fn ecb_encrypt(token: Armv8Token, keys: &RoundKeys, mut io: InOut<'_>) {
     let _ = token;
     let blocks = io.len() / 16;
-    let (src, dst) = (io.src_ptr(), io.dst_ptr());
+    let (src, dst) = io.ptrs();
     // SAFETY: the token proves the AES extension is available; `src` and
     // `dst` hold `blocks` whole blocks (the `InOut` invariant: equal
     // lengths) and are equal or disjoint.
@@ -199,7 +199,7 @@ pub(super) fn ecb_encrypt(token: Armv8Token, keys: &RoundKeys, mut io: InOut<'_>
 pub(super) fn ecb_decrypt(token: Armv8Token, keys: &RoundKeys, mut io: InOut<'_>) {
     let _ = token;
     let blocks = io.len() / 16;
-    let (src, dst) = (io.src_ptr(), io.dst_ptr());
+    let (src, dst) = io.ptrs();
     // SAFETY: as in `ecb_encrypt`.
     unsafe { by_rounds!(keys, ecb_impl(&keys.dec, src, dst, blocks, true)) }
 }
@@ -258,7 +258,7 @@ unsafe fn ecb_group<const NR: usize, const N: usize>(
 pub(super) fn cbc_encrypt(token: Armv8Token, keys: &RoundKeys, iv: &[u8; 16], mut io: InOut<'_>) {
     let _ = token;
     let blocks = io.len() / 16;
-    let (src, dst) = (io.src_ptr(), io.dst_ptr());
+    let (src, dst) = io.ptrs();
     // SAFETY: the token proves the AES extension is available; `src` and
     // `dst` hold `blocks` whole blocks (the `InOut` invariant) and are
     // equal or disjoint.
@@ -307,7 +307,7 @@ unsafe fn cbc_encrypt_impl<const NR: usize>(
 pub(super) fn cbc_decrypt(token: Armv8Token, keys: &RoundKeys, iv: &[u8; 16], mut io: InOut<'_>) {
     let _ = token;
     let blocks = io.len() / 16;
-    let (src, dst) = (io.src_ptr(), io.dst_ptr());
+    let (src, dst) = io.ptrs();
     // SAFETY: as in `cbc_encrypt`.
     unsafe { by_rounds!(keys, cbc_decrypt_impl(&keys.dec, iv, src, dst, blocks)) }
 }
@@ -377,7 +377,7 @@ unsafe fn cbc_decrypt_group<const NR: usize, const N: usize>(
 pub(super) fn ctr(token: Armv8Token, keys: &RoundKeys, counter: &[u8; 16], mut io: InOut<'_>) {
     let _ = token;
     let blocks = io.len() / 16;
-    let (src, dst) = (io.src_ptr(), io.dst_ptr());
+    let (src, dst) = io.ptrs();
     let counter = u128::from_be_bytes(*counter);
     // SAFETY: the token proves the AES extension is available; `src` and
     // `dst` hold `blocks` whole blocks (the `InOut` invariant) and are

@@ -126,7 +126,7 @@ fn decrypt_block_impl<const NR: usize>(k: &[[u8; 16]; MAX_ROUND_KEYS], block: &m
 pub(super) fn ecb_encrypt(token: AesNiToken, keys: &RoundKeys, mut io: InOut<'_>) {
     let _ = token;
     let blocks = io.len() / 16;
-    let (src, dst) = (io.src_ptr(), io.dst_ptr());
+    let (src, dst) = io.ptrs();
     // SAFETY: the token proves the CPU features; `src` and `dst` hold
     // `blocks` whole blocks (an `InOut` has equal lengths) and are equal or disjoint.
     unsafe { by_rounds!(keys, ecb_impl(&keys.enc, src, dst, blocks, false)) }
@@ -135,7 +135,7 @@ pub(super) fn ecb_encrypt(token: AesNiToken, keys: &RoundKeys, mut io: InOut<'_>
 pub(super) fn ecb_decrypt(token: AesNiToken, keys: &RoundKeys, mut io: InOut<'_>) {
     let _ = token;
     let blocks = io.len() / 16;
-    let (src, dst) = (io.src_ptr(), io.dst_ptr());
+    let (src, dst) = io.ptrs();
     // SAFETY: as in `ecb_encrypt`.
     unsafe { by_rounds!(keys, ecb_impl(&keys.dec, src, dst, blocks, true)) }
 }
@@ -175,7 +175,7 @@ unsafe fn ecb_impl<const NR: usize>(
 pub(super) fn cbc_encrypt(token: AesNiToken, keys: &RoundKeys, iv: &[u8; 16], mut io: InOut<'_>) {
     let _ = token;
     let blocks = io.len() / 16;
-    let (src, dst) = (io.src_ptr(), io.dst_ptr());
+    let (src, dst) = io.ptrs();
     // SAFETY: the token proves the CPU features; `src`/`dst` hold `blocks`
     // whole blocks and are equal or disjoint.
     unsafe { by_rounds!(keys, cbc_encrypt_impl(&keys.enc, iv, src, dst, blocks)) }
@@ -225,7 +225,7 @@ unsafe fn cbc_encrypt_impl<const NR: usize>(
 pub(super) fn cbc_decrypt(token: AesNiToken, keys: &RoundKeys, iv: &[u8; 16], mut io: InOut<'_>) {
     let _ = token;
     let blocks = io.len() / 16;
-    let (src, dst) = (io.src_ptr(), io.dst_ptr());
+    let (src, dst) = io.ptrs();
     // SAFETY: as in `cbc_encrypt`.
     unsafe { by_rounds!(keys, cbc_decrypt_impl(&keys.dec, iv, src, dst, blocks)) }
 }
@@ -289,7 +289,7 @@ fn bswap_mask() -> __m128i {
 pub(super) fn ctr(token: AesNiToken, keys: &RoundKeys, counter: &[u8; 16], mut io: InOut<'_>) {
     let _ = token;
     let blocks = io.len() / 16;
-    let (src, dst) = (io.src_ptr(), io.dst_ptr());
+    let (src, dst) = io.ptrs();
     let mut counter = u128::from_be_bytes(*counter);
     let mut done = 0;
     // Split where the low 64 bits of the counter wrap, so each stretch can

@@ -17,6 +17,8 @@ use crate::kernel::{InOut, Job};
 const WIDE: usize = 8;
 /// Multi-buffer CBC lanes (two per register).
 const LANES: usize = 16;
+// The lane state arrays (`Lanes::chain`) hold `MAX_LANES` entries.
+const _: () = assert!(LANES <= multibuffer::MAX_LANES);
 const LANE_REGS: usize = LANES / 2;
 /// Steps by which each lane starts after the previous one.
 const STAGGER: usize = 1;
@@ -119,7 +121,7 @@ fn finish_with_aesni(io: InOut<'_>, done: usize, f: impl FnOnce(InOut<'_>)) {
 
 pub(super) fn ecb_encrypt(token: Vaes256Token, keys: &RoundKeys, mut io: InOut<'_>) {
     let blocks = io.len() / 16;
-    let (src, dst) = (io.src_ptr(), io.dst_ptr());
+    let (src, dst) = io.ptrs();
     // SAFETY: the token proves the CPU features; `src`/`dst` hold `blocks`
     // whole blocks and are equal or disjoint.
     let done = unsafe { by_rounds!(keys, ecb_impl(&keys.enc, src, dst, blocks, false)) };
@@ -130,7 +132,7 @@ pub(super) fn ecb_encrypt(token: Vaes256Token, keys: &RoundKeys, mut io: InOut<'
 
 pub(super) fn ecb_decrypt(token: Vaes256Token, keys: &RoundKeys, mut io: InOut<'_>) {
     let blocks = io.len() / 16;
-    let (src, dst) = (io.src_ptr(), io.dst_ptr());
+    let (src, dst) = io.ptrs();
     // SAFETY: as in `ecb_encrypt`.
     let done = unsafe { by_rounds!(keys, ecb_impl(&keys.dec, src, dst, blocks, true)) };
     finish_with_aesni(io, done, |io| {
@@ -184,7 +186,7 @@ unsafe fn ecb_impl<const NR: usize>(
 
 pub(super) fn cbc_decrypt(token: Vaes256Token, keys: &RoundKeys, iv: &[u8; 16], mut io: InOut<'_>) {
     let blocks = io.len() / 16;
-    let (src, dst) = (io.src_ptr(), io.dst_ptr());
+    let (src, dst) = io.ptrs();
     let mut last = *iv;
     // SAFETY: the token proves the CPU features; `src`/`dst` hold `blocks`
     // whole blocks and are equal or disjoint.
@@ -252,7 +254,7 @@ unsafe fn cbc_decrypt_impl<const NR: usize>(
 
 pub(super) fn ctr(token: Vaes256Token, keys: &RoundKeys, counter: &[u8; 16], mut io: InOut<'_>) {
     let blocks = io.len() / 16;
-    let (src, dst) = (io.src_ptr(), io.dst_ptr());
+    let (src, dst) = io.ptrs();
     let mut counter = u128::from_be_bytes(*counter);
     let mut done = 0;
     // Split where the low 64 bits of the counter wrap, so each stretch can
