@@ -3,15 +3,25 @@
 //! CBC encryption of one buffer is a serial chain: each block waits for the
 //! previous ciphertext, so one buffer runs at AES *latency*. With `L`
 //! independent buffers in `L` SIMD lanes the same instructions carry `L`
-//! chains and the loop runs at AES *throughput*. This module decides which
-//! job each lane works on (a lane that finishes takes the next job, as in a
-//! job manager); the backends only run fixed-length stretches ("runs") in
-//! which every lane advances one block per step.
+//! chains and the loop runs at AES *throughput*. The [`Scheduler`] decides
+//! which job each lane works on (a lane that finishes takes the next job,
+//! as in a job manager); a backend keeps the chains in registers and runs
+//! stretches ("runs") in which every lane advances one block per step,
+//! calling the scheduler between runs.
 //!
-//! A backend that fuses the CRC of the plaintext into its lanes
-//! ([`cbc_encrypt_crc`]) also keeps a CRC accumulator per lane; the scheduler
-//! sets it up when a lane takes a job and hands the folded value to the job
-//! when the lane finishes it (see `kernel::crc`).
+//! Lanes start `stagger` steps apart. Pages laid out at a power-of-two
+//! stride (a buffer pool) would otherwise put every lane's current block at
+//! the same address modulo 4 KiB, where loads wait on unrelated stores; a
+//! small offset between lanes spreads them. Since equal pages then finish
+//! one step apart, a lane changes jobs in almost every step of a
+//! changeover, so the scheduler does as little as it can between runs: a
+//! backend does not leave its loop, and only the lanes that changed are
+//! touched.
+//!
+//! A backend that fuses the CRC of the plaintext into its lanes also keeps
+//! a CRC accumulator per lane; the scheduler resets it when a lane takes a
+//! job and hands the folded value to the job when the lane finishes it
+//! (see `kernel::crc`).
 
 use super::Job;
 
@@ -21,211 +31,286 @@ pub(crate) const MAX_LANES: usize = 64;
 pub(crate) const MAX_RUN: usize = 64;
 const IDLE: usize = usize::MAX;
 
-/// Per-lane progress, shared between the scheduler and a backend's run.
-pub(crate) struct Lanes {
-    count: usize,
-    job: [usize; MAX_LANES],
-    block: [usize; MAX_LANES],
-    /// The chaining value of each lane: the job's IV before its first block,
-    /// then its latest ciphertext block. Backends read and update it.
-    pub(crate) chain: [[u8; 16]; MAX_LANES],
-    /// Fused CRC only: each lane's CRC accumulator, the job's plaintext so
-    /// far folded to 128 bits (zero before its first block). Backends that
-    /// fuse read and update it; others ignore it.
-    pub(crate) crc: [[u8; 16]; MAX_LANES],
-    /// Fused CRC only: what the first step of a run XORs into each lane's
-    /// plaintext block before folding it into `crc`: the job's CRC register
-    /// (`CrcRequest::first_block_mask`) for a lane that starts a job which
-    /// asks for a CRC, zero for every other lane. Cleared after each run.
-    pub(crate) crc_first: [[u8; 16]; MAX_LANES],
-}
-
-impl Lanes {
-    /// The job and block index an active lane works on next; `None` when
-    /// the lane is idle.
-    pub(crate) fn position(&self, lane: usize) -> Option<(usize, usize)> {
-        (lane < self.count && self.job[lane] != IDLE).then(|| (self.job[lane], self.block[lane]))
-    }
-}
-
 /// Where idle lanes read and write, so a run needs no per-lane branches.
-pub(crate) struct Scratch([u8; MAX_RUN * 16]);
+pub(crate) struct Scratch([u8; 2 * MAX_RUN * 16]);
 
 impl Scratch {
     pub(crate) fn new() -> Self {
-        Scratch([0; MAX_RUN * 16])
+        Scratch([0; 2 * MAX_RUN * 16])
     }
 }
 
-/// The source and destination of the current block of every lane.
-pub(crate) struct LanePtrs {
-    pub(crate) src: [*const u8; MAX_LANES],
-    pub(crate) dst: [*mut u8; MAX_LANES],
-}
-
-impl LanePtrs {
-    /// Pointers for a run of `steps` steps.
-    ///
-    /// Guarantee (checked here, relied on by the backends): for every lane
-    /// `i < lanes.count`, `src[i]` is valid for reading and `dst[i]` for
-    /// writing `steps * 16` bytes, the destinations of distinct active
-    /// lanes do not overlap, and a source either equals its destination
-    /// (in place) or does not overlap any destination. Idle lanes point at
-    /// `scratch`.
-    pub(crate) fn new(
-        jobs: &mut [Job<'_>],
-        lanes: &Lanes,
-        steps: usize,
-        scratch: &mut Scratch,
-    ) -> LanePtrs {
-        assert!(
-            steps <= MAX_RUN,
-            "multi-buffer run longer than the scratch space"
-        );
-        let scratch_ptr = scratch.0.as_mut_ptr();
-        let mut ptrs = LanePtrs {
-            src: [scratch_ptr.cast_const(); MAX_LANES],
-            dst: [scratch_ptr; MAX_LANES],
-        };
-        for lane in 0..lanes.count {
-            let job = lanes.job[lane];
-            if job == IDLE {
-                continue;
-            }
-            let io = &mut jobs[job].io;
-            let start = lanes.block[lane] * 16;
-            assert!(
-                start + steps * 16 <= io.len(),
-                "multi-buffer lane would run past the end of its job"
-            );
-            let (src, dst) = io.ptrs();
-            ptrs.src[lane] = src.wrapping_add(start);
-            ptrs.dst[lane] = dst.wrapping_add(start);
-        }
-        ptrs
-    }
-}
-
-/// Encrypts the whole blocks of every job in CBC mode, `lane_count` jobs at
-/// a time, by calling `run(jobs, lanes, steps)` for stretches in which every
-/// active lane advances `steps` blocks.
+/// Which jobs the lanes work on, and where their blocks are.
 ///
-/// Lane `i` starts `i * stagger` steps late. Pages laid out at a power-of-two
-/// stride (a buffer pool) would otherwise put every lane's current cache
-/// line in the same L1 set; a small offset between lanes spreads them.
-pub(crate) fn cbc_encrypt(
-    jobs: &mut [Job<'_>],
-    lane_count: usize,
-    stagger: usize,
-    run: impl FnMut(&mut [Job<'_>], &mut Lanes, usize),
-) {
-    schedule::<false>(jobs, lane_count, stagger, run);
+/// A backend's loop:
+///
+/// ```text
+/// let mut sched = Scheduler::new(jobs, LANES, STAGGER, &mut scratch);
+/// chains <- sched.chain (every lane)
+/// loop {
+///     let steps = sched.begin_run();
+///     if steps == 0 { break }
+///     for step in 0..steps: each lane l encrypts its block at
+///         sched.src_at(l, step) to sched.dst_at(l, step), chained
+///     let started = sched.end_run();
+///     chains of the lanes in `started` <- sched.chain
+/// }
+/// ```
+///
+/// Guarantee (kept here, relied on by the backends): between `begin_run`
+/// returning `steps > 0` and the next `end_run`, for every lane `l` below
+/// the lane count and every `step < steps`, `src_at(l, step)` is valid for
+/// reading and `dst_at(l, step)` for writing 16 bytes; the destinations of
+/// distinct active lanes do not overlap, and a lane's source either equals
+/// its destination (in place) or overlaps no destination. Idle lanes read
+/// and write the scratch space.
+///
+/// A lane's pointers come from its job once, when the lane takes the job
+/// (one mutable borrow of the job's buffers, see `InOut::ptrs`); nothing
+/// else touches that job's bytes until the lane is done with it.
+pub(crate) struct Scheduler<'s, 'j, 'b, const CRC: bool> {
+    jobs: &'j mut [Job<'b>],
+    count: usize,
+    /// Steps run so far; lanes' block positions are relative to it.
+    now: usize,
+    /// The length of the run in progress.
+    run: usize,
+    /// The next job to hand out, if any is left.
+    next: Option<usize>,
+    /// Lanes working on a job (bit per lane).
+    active: u64,
+    /// Lanes that have not taken their first job yet (the stagger).
+    waiting: u64,
+    /// Lanes that took a job at the latest `end_run`.
+    started: u64,
+    job: [usize; MAX_LANES],
+    /// The step at which a lane took its job, and at which it ends
+    /// (`usize::MAX` for an idle lane).
+    begin: [usize; MAX_LANES],
+    end: [usize; MAX_LANES],
+    /// A lane waiting for its stagger starts at this step.
+    start_at: [usize; MAX_LANES],
+    /// `src + 16 * now` is the lane's current block.
+    src: [*const u8; MAX_LANES],
+    dst: [*mut u8; MAX_LANES],
+    /// Idle lanes read and write `scratch + 16 * (now - scratch_epoch)`;
+    /// `now - scratch_epoch < MAX_RUN` when a run starts, so a run stays
+    /// inside the scratch space's `2 * MAX_RUN` blocks.
+    scratch: *mut u8,
+    scratch_epoch: usize,
+    _scratch: core::marker::PhantomData<&'s mut Scratch>,
+    /// The chaining value of each lane: the job's IV when the lane takes
+    /// it. Backends keep the live chains in registers and read this for
+    /// the lanes that (re)started.
+    pub(crate) chain: [[u8; 16]; MAX_LANES],
+    /// Fused CRC only: each lane's CRC accumulator, the job's plaintext so
+    /// far folded to 128 bits. Zero when a lane takes a job; a backend
+    /// stores its accumulators here before `end_run`, which hands a
+    /// finished lane's value to its job.
+    pub(crate) crc: [[u8; 16]; MAX_LANES],
+    /// Fused CRC only: what a lane that just took a job XORs into its
+    /// first plaintext block before folding it into `crc`: the job's CRC
+    /// register (`CrcRequest::first_block_mask`), or zero for a job without
+    /// a CRC request and for every lane that did not just start.
+    pub(crate) crc_first: [[u8; 16]; MAX_LANES],
 }
 
-/// [`cbc_encrypt`] for a `run` that also folds each lane's plaintext blocks
-/// into `Lanes::crc` (after XORing `Lanes::crc_first` into the first block
-/// of the run). When a lane finishes a job that asks for a CRC, its
-/// accumulator is stored in the job's `CrcRequest::fold`; the caller
-/// reduces it and appends the tail. Jobs without a whole block never reach
-/// a lane and keep their `fold` untouched.
-#[cfg_attr(
-    not(target_arch = "x86_64"),
-    allow(dead_code, reason = "only the VAES-512 backend fuses the CRC")
-)]
-pub(crate) fn cbc_encrypt_crc(
-    jobs: &mut [Job<'_>],
-    lane_count: usize,
-    stagger: usize,
-    run: impl FnMut(&mut [Job<'_>], &mut Lanes, usize),
-) {
-    schedule::<true>(jobs, lane_count, stagger, run);
-}
-
-fn schedule<const CRC: bool>(
-    jobs: &mut [Job<'_>],
-    lane_count: usize,
-    stagger: usize,
-    mut run: impl FnMut(&mut [Job<'_>], &mut Lanes, usize),
-) {
-    let lane_count = lane_count.clamp(1, MAX_LANES);
-    let mut lanes = Lanes {
-        count: lane_count,
-        job: [IDLE; MAX_LANES],
-        block: [0; MAX_LANES],
-        chain: [[0; 16]; MAX_LANES],
-        crc: [[0; 16]; MAX_LANES],
-        crc_first: [[0; 16]; MAX_LANES],
-    };
-    let mut start_at = [0usize; MAX_LANES];
-    for (lane, start) in start_at.iter_mut().enumerate().take(lane_count) {
-        *start = lane * stagger;
+impl<'s, 'j, 'b, const CRC: bool> Scheduler<'s, 'j, 'b, CRC> {
+    /// A scheduler for `lane_count` lanes (at most `MAX_LANES`), lane `i`
+    /// starting `i * stagger` steps late. The lanes that start at once are
+    /// in `started()`.
+    pub(crate) fn new(
+        jobs: &'j mut [Job<'b>],
+        lane_count: usize,
+        stagger: usize,
+        scratch: &'s mut Scratch,
+    ) -> Self {
+        let count = lane_count.clamp(1, MAX_LANES);
+        let scratch = scratch.0.as_mut_ptr();
+        let mut sched = Scheduler {
+            jobs,
+            count,
+            now: 0,
+            run: 0,
+            next: None,
+            active: 0,
+            waiting: 0,
+            started: 0,
+            job: [IDLE; MAX_LANES],
+            begin: [0; MAX_LANES],
+            end: [usize::MAX; MAX_LANES],
+            start_at: [0; MAX_LANES],
+            src: [scratch.cast_const(); MAX_LANES],
+            dst: [scratch; MAX_LANES],
+            scratch,
+            scratch_epoch: 0,
+            _scratch: core::marker::PhantomData,
+            chain: [[0; 16]; MAX_LANES],
+            crc: [[0; 16]; MAX_LANES],
+            crc_first: [[0; 16]; MAX_LANES],
+        };
+        sched.next = sched.next_nonempty(0);
+        for lane in 0..count {
+            sched.start_at[lane] = lane * stagger;
+            sched.waiting |= 1 << lane;
+        }
+        sched.take_ready_lanes();
+        sched
     }
-    let blocks = |job: &Job<'_>| job.io.len() / 16;
-    let next_nonempty =
-        |jobs: &[Job<'_>], from: usize| (from..jobs.len()).find(|&j| blocks(&jobs[j]) > 0);
-    let mut next = next_nonempty(jobs, 0);
-    let mut now = 0;
-    loop {
-        for (lane, &start) in start_at.iter().enumerate().take(lane_count) {
-            if lanes.job[lane] != IDLE || start > now {
+
+    /// The lanes that took a job at the latest `end_run` (or `new`): their
+    /// `chain` is the job's IV, their `crc` zero and their `crc_first` set.
+    pub(crate) fn started(&self) -> u64 {
+        self.started
+    }
+
+    /// The number of steps of the next run, or 0 when every job is done.
+    /// Ends a run where a lane finishes its job or a waiting lane may
+    /// start, and after at most `MAX_RUN` steps.
+    pub(crate) fn begin_run(&mut self) -> usize {
+        loop {
+            let mut steps = MAX_RUN;
+            for lane in lanes(self.active) {
+                steps = steps.min(self.end[lane] - self.now);
+            }
+            let waiting = if self.next.is_some() { self.waiting } else { 0 };
+            for lane in lanes(waiting) {
+                steps = steps.min(self.start_at[lane] - self.now);
+            }
+            if self.active == 0 {
+                // Lanes waiting for their stagger have no reason to wait
+                // when nothing runs.
+                if waiting == 0 {
+                    return 0;
+                }
+                self.now += steps;
+                self.take_ready_lanes();
                 continue;
             }
-            if let Some(job) = next {
-                lanes.job[lane] = job;
-                lanes.block[lane] = 0;
-                lanes.chain[lane] = jobs[job].iv;
-                if CRC {
-                    lanes.crc[lane] = [0; 16];
-                    lanes.crc_first[lane] = jobs[job]
-                        .crc
-                        .as_ref()
-                        .map_or([0; 16], |crc| crc.first_block_mask());
-                }
-                next = next_nonempty(jobs, job + 1);
-            }
-        }
-        let mut steps = MAX_RUN;
-        let mut active = false;
-        for (lane, &start) in start_at.iter().enumerate().take(lane_count) {
-            match lanes.position(lane) {
-                Some((job, block)) => {
-                    active = true;
-                    steps = steps.min(blocks(&jobs[job]) - block);
-                }
-                // Stop the run when a waiting lane may join.
-                None if next.is_some() && start > now => steps = steps.min(start - now),
-                None => {}
-            }
-        }
-        if !active {
-            // Lanes still waiting for their staggered start have no reason
-            // to wait when nothing runs.
-            match start_at[..lane_count]
-                .iter()
-                .copied()
-                .filter(|&s| s > now)
-                .min()
-            {
-                Some(start) if next.is_some() => now = start,
-                _ => return,
-            }
-            continue;
-        }
-        run(jobs, &mut lanes, steps);
-        now += steps;
-        if CRC {
-            lanes.crc_first[..lane_count].fill([0; 16]);
-        }
-        for lane in 0..lane_count {
-            if let Some((job, block)) = lanes.position(lane) {
-                lanes.block[lane] = block + steps;
-                if block + steps == blocks(&jobs[job]) {
-                    lanes.job[lane] = IDLE;
-                    if CRC && let Some(crc) = &mut jobs[job].crc {
-                        crc.fold = lanes.crc[lane];
-                    }
+            if self.now - self.scratch_epoch >= MAX_RUN {
+                // Idle lanes are MAX_RUN steps into the scratch space: move
+                // them back to its start.
+                self.scratch_epoch = self.now;
+                for lane in lanes(self.all() & !self.active) {
+                    self.idle(lane);
                 }
             }
+            self.run = steps;
+            return steps;
         }
     }
+
+    /// Where lane `lane` reads its block in step `step` of this run.
+    #[inline(always)]
+    pub(crate) fn src_at(&self, lane: usize, step: usize) -> *const u8 {
+        self.src[lane].wrapping_add(16 * (self.now + step))
+    }
+
+    /// Where lane `lane` writes its block in step `step` of this run.
+    #[inline(always)]
+    pub(crate) fn dst_at(&self, lane: usize, step: usize) -> *mut u8 {
+        self.dst[lane].wrapping_add(16 * (self.now + step))
+    }
+
+    /// Records that the run `begin_run` started is done: hands finished
+    /// lanes' CRC accumulators to their jobs and gives free lanes the next
+    /// jobs. Returns the lanes that took a job.
+    pub(crate) fn end_run(&mut self) -> u64 {
+        self.now += core::mem::take(&mut self.run);
+        if CRC {
+            for lane in lanes(self.started) {
+                self.crc_first[lane] = [0; 16];
+            }
+        }
+        let mut finished = 0;
+        for (lane, &end) in self.end[..self.count].iter().enumerate() {
+            finished |= u64::from(end == self.now) << lane;
+        }
+        self.active &= !finished;
+        for lane in lanes(finished) {
+            self.end[lane] = usize::MAX;
+            self.idle(lane);
+            let job = core::mem::replace(&mut self.job[lane], IDLE);
+            if CRC && let Some(crc) = &mut self.jobs[job].crc {
+                crc.fold = self.crc[lane];
+            }
+        }
+        self.take_ready_lanes();
+        self.started
+    }
+
+    /// Gives the next jobs to the lanes that are free: idle, and past
+    /// their stagger. Sets `started`.
+    fn take_ready_lanes(&mut self) {
+        self.started = 0;
+        let mut free = self.all() & !self.active;
+        for lane in lanes(self.waiting) {
+            if self.start_at[lane] > self.now {
+                free &= !(1 << lane);
+            }
+        }
+        for lane in lanes(free) {
+            let Some(job) = self.next else { break };
+            let bit = 1 << lane;
+            self.waiting &= !bit;
+            self.active |= bit;
+            self.started |= bit;
+            self.job[lane] = job;
+            self.begin[lane] = self.now;
+            self.end[lane] = self.now + self.jobs[job].io.len() / 16;
+            self.chain[lane] = self.jobs[job].iv;
+            if CRC {
+                self.crc[lane] = [0; 16];
+                self.crc_first[lane] = self.jobs[job]
+                    .crc
+                    .as_ref()
+                    .map_or([0; 16], |crc| crc.first_block_mask());
+            }
+            let (src, dst) = self.jobs[job].io.ptrs();
+            self.src[lane] = src.wrapping_sub(16 * self.now);
+            self.dst[lane] = dst.wrapping_sub(16 * self.now);
+            self.next = self.next_nonempty(job + 1);
+        }
+    }
+
+    /// The job and block index an active lane works on in step `step` of
+    /// this run; `None` when the lane is idle.
+    pub(crate) fn position(&self, lane: usize, step: usize) -> Option<(usize, usize)> {
+        (lane < self.count && self.job[lane] != IDLE)
+            .then(|| (self.job[lane], self.now + step - self.begin[lane]))
+    }
+
+    /// The jobs, for a backend that reads and writes blocks through
+    /// `position` rather than pointers.
+    pub(crate) fn jobs(&mut self) -> &mut [Job<'b>] {
+        self.jobs
+    }
+
+    /// Points an idle lane at the scratch space.
+    fn idle(&mut self, lane: usize) {
+        self.src[lane] = self
+            .scratch
+            .cast_const()
+            .wrapping_sub(16 * self.scratch_epoch);
+        self.dst[lane] = self.scratch.wrapping_sub(16 * self.scratch_epoch);
+    }
+
+    fn all(&self) -> u64 {
+        u64::MAX >> (64 - self.count)
+    }
+
+    fn next_nonempty(&self, from: usize) -> Option<usize> {
+        (from..self.jobs.len()).find(|&j| self.jobs[j].io.len() >= 16)
+    }
+}
+
+/// The lanes whose bits are set in `mask`, lowest first.
+fn lanes(mut mask: u64) -> impl Iterator<Item = usize> {
+    core::iter::from_fn(move || {
+        (mask != 0).then(|| {
+            let lane = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            lane
+        })
+    })
 }

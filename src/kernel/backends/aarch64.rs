@@ -14,7 +14,7 @@
 
 use core::arch::aarch64::*;
 
-use crate::kernel::multibuffer::{self, LanePtrs, Lanes, Scratch};
+use crate::kernel::multibuffer::{self, Scheduler, Scratch};
 use crate::kernel::schedule::{MAX_ROUND_KEYS, RoundKeys};
 use crate::kernel::{InOut, Job};
 
@@ -453,47 +453,51 @@ unsafe fn ctr_group<const NR: usize, const N: usize>(
 pub(super) fn cbc_encrypt_multi(token: Armv8Token, keys: &RoundKeys, jobs: &mut [Job<'_>]) {
     let _ = token;
     let mut scratch = Scratch::new();
-    multibuffer::cbc_encrypt(jobs, LANES, STAGGER, |jobs, lanes, steps| {
-        let ptrs = LanePtrs::new(jobs, lanes, steps, &mut scratch);
-        // SAFETY: the token proves the AES extension is available;
-        // `LanePtrs::new` checked that every lane's pointers cover `steps`
-        // blocks (idle lanes point at the scratch space).
-        unsafe { by_rounds!(keys, cbc_multi_run(&keys.enc, &ptrs, lanes, steps)) }
-    });
+    let mut sched = Scheduler::new(jobs, LANES, STAGGER, &mut scratch);
+    // SAFETY: the token proves the AES extension is available.
+    unsafe { by_rounds!(keys, cbc_multi(&keys.enc, &mut sched)) }
 }
 
-/// One multi-buffer run: every lane encrypts `steps` blocks of its chain.
+/// Multi-buffer CBC encryption of the scheduler's jobs, one lane per
+/// register.
 ///
 /// # Safety
-/// `ptrs` must come from `LanePtrs::new` for these `lanes` and `steps`.
+/// The CPU must have the AES extension.
 #[target_feature(enable = "aes,neon")]
-unsafe fn cbc_multi_run<const NR: usize>(
+unsafe fn cbc_multi<const NR: usize>(
     k: &[[u8; 16]; MAX_ROUND_KEYS],
-    ptrs: &LanePtrs,
-    lanes: &mut Lanes,
-    steps: usize,
+    sched: &mut Scheduler<'_, '_, '_, false>,
 ) {
     let k = load_keys(k);
     // SAFETY: each chain is a 16-byte array.
     let mut chain: [uint8x16_t; LANES] =
-        core::array::from_fn(|l| unsafe { load(lanes.chain[l].as_ptr()) });
-    for step in 0..steps {
-        let offset = step * 16;
-        let mut x: [uint8x16_t; LANES] = core::array::from_fn(|l| {
-            // SAFETY: `LanePtrs::new` guarantees `steps` readable blocks per lane.
-            veorq_u8(unsafe { load(ptrs.src[l].add(offset)) }, chain[l])
-        });
-        encrypt_par!(NR, &k, &mut x);
-        for (dst, c) in ptrs.dst.iter().zip(&x) {
-            // SAFETY: `LanePtrs::new` guarantees `steps` writable blocks per
-            // lane, disjoint between lanes; a lane's block is read above
-            // before it is written here.
-            unsafe { store(dst.add(offset), *c) };
+        core::array::from_fn(|l| unsafe { load(sched.chain[l].as_ptr()) });
+    loop {
+        let steps = sched.begin_run();
+        if steps == 0 {
+            break;
         }
-        chain = x;
-    }
-    for (l, c) in chain.iter().enumerate() {
-        // SAFETY: each chain is a 16-byte array.
-        unsafe { store(lanes.chain[l].as_mut_ptr(), *c) };
+        for step in 0..steps {
+            let mut x: [uint8x16_t; LANES] = core::array::from_fn(|l| {
+                // SAFETY: the `Scheduler` guarantees a readable block for
+                // every lane and step of the run.
+                veorq_u8(unsafe { load(sched.src_at(l, step)) }, chain[l])
+            });
+            encrypt_par!(NR, &k, &mut x);
+            for (l, c) in x.iter().enumerate() {
+                // SAFETY: the `Scheduler` guarantees a writable block for
+                // every lane and step, disjoint between lanes; a lane's
+                // block is read above before it is written here.
+                unsafe { store(sched.dst_at(l, step), *c) };
+            }
+            chain = x;
+        }
+        let started = sched.end_run();
+        for (l, c) in chain.iter_mut().enumerate() {
+            if started & (1 << l) != 0 {
+                // SAFETY: each chain is a 16-byte array.
+                *c = unsafe { load(sched.chain[l].as_ptr()) };
+            }
+        }
     }
 }

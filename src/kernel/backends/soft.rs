@@ -18,7 +18,7 @@ use aes::cipher::{
 };
 use aes::{Aes128, Aes192, Aes256};
 
-use crate::kernel::multibuffer::{self, Lanes};
+use crate::kernel::multibuffer::{self, Scheduler, Scratch};
 use crate::kernel::{InOut, Job};
 
 type Block = Array<u8, U16>;
@@ -209,30 +209,43 @@ impl BlockSizeUser for CbcEncryptMulti<'_, '_> {
 impl BlockCipherEncClosure for CbcEncryptMulti<'_, '_> {
     fn call<B: BlockCipherEncBackend<BlockSize = U16>>(self, backend: &B) {
         let width = B::ParBlocksSize::USIZE.min(multibuffer::MAX_LANES);
-        multibuffer::cbc_encrypt(self.jobs, width, 0, |jobs, lanes: &mut Lanes, steps| {
-            let mut par = ParBlocks::<B>::default();
+        let mut scratch = Scratch::new();
+        let mut sched = Scheduler::<false>::new(self.jobs, width, 0, &mut scratch);
+        let mut chain = sched.chain;
+        let mut par = ParBlocks::<B>::default();
+        loop {
+            let steps = sched.begin_run();
+            if steps == 0 {
+                break;
+            }
             for step in 0..steps {
                 for (lane, block) in par.iter_mut().enumerate().take(width) {
-                    let chain = Block::from(lanes.chain[lane]);
-                    *block = match lanes.position(lane) {
+                    let chain = Block::from(chain[lane]);
+                    *block = match sched.position(lane, step) {
                         Some((job, at)) => {
-                            let io = &jobs[job].io;
+                            let io = &sched.jobs()[job].io;
                             let (src, _) = io.src.unwrap_or(&*io.dst).as_chunks::<16>();
-                            xor(&Block::from(src[at + step]), &chain)
+                            xor(&Block::from(src[at]), &chain)
                         }
                         None => chain,
                     };
                 }
                 backend.encrypt_par_blocks_inplace(&mut par);
                 for (lane, block) in par.iter().enumerate().take(width) {
-                    lanes.chain[lane] = block.0;
-                    if let Some((job, at)) = lanes.position(lane) {
-                        let offset = (at + step) * 16;
-                        jobs[job].io.dst[offset..offset + 16].copy_from_slice(block);
+                    chain[lane] = block.0;
+                    if let Some((job, at)) = sched.position(lane, step) {
+                        let offset = at * 16;
+                        sched.jobs()[job].io.dst[offset..offset + 16].copy_from_slice(block);
                     }
                 }
             }
-        });
+            let started = sched.end_run();
+            for (lane, chain) in chain.iter_mut().enumerate().take(width) {
+                if started & (1 << lane) != 0 {
+                    *chain = sched.chain[lane];
+                }
+            }
+        }
     }
 }
 

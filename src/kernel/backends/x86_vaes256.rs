@@ -9,7 +9,7 @@ use core::arch::x86_64::*;
 
 use super::x86::Vaes256Token;
 use super::x86_aesni::{self, by_rounds, load, store};
-use crate::kernel::multibuffer::{self, LanePtrs, Lanes, Scratch};
+use crate::kernel::multibuffer::{self, MAX_LANES, Scheduler, Scratch};
 use crate::kernel::schedule::{MAX_ROUND_KEYS, RoundKeys};
 use crate::kernel::{InOut, Job};
 
@@ -17,7 +17,7 @@ use crate::kernel::{InOut, Job};
 const WIDE: usize = 8;
 /// Multi-buffer CBC lanes (two per register).
 const LANES: usize = 16;
-// The lane state arrays (`Lanes::chain`) hold `MAX_LANES` entries.
+// The scheduler's lane state arrays hold `MAX_LANES` entries.
 const _: () = assert!(LANES <= multibuffer::MAX_LANES);
 const LANE_REGS: usize = LANES / 2;
 /// Steps by which each lane starts after the previous one.
@@ -344,60 +344,80 @@ unsafe fn ctr_impl<const NR: usize>(
 pub(super) fn cbc_encrypt_multi(token: Vaes256Token, keys: &RoundKeys, jobs: &mut [Job<'_>]) {
     let _ = token;
     let mut scratch = Scratch::new();
-    multibuffer::cbc_encrypt(jobs, LANES, STAGGER, |jobs, lanes, steps| {
-        let ptrs = LanePtrs::new(jobs, lanes, steps, &mut scratch);
-        // SAFETY: the token proves the CPU features; `LanePtrs::new` checked
-        // that every lane's pointers cover `steps` blocks.
-        unsafe { by_rounds!(keys, cbc_multi_run(&keys.enc, &ptrs, lanes, steps)) }
-    });
+    let mut sched = Scheduler::new(jobs, LANES, STAGGER, &mut scratch);
+    // SAFETY: the token proves the CPU features.
+    unsafe { by_rounds!(keys, cbc_multi(&keys.enc, &mut sched)) }
 }
 
-/// One multi-buffer run: every lane encrypts `steps` blocks of its chain.
+/// Multi-buffer CBC encryption of the scheduler's jobs, two lanes per
+/// register.
 ///
 /// # Safety
-/// `ptrs` must come from `LanePtrs::new` for these `lanes` and `steps`.
+/// The CPU must have VAES and AVX2.
 #[target_feature(enable = "aes,ssse3,sse4.1,avx,avx2,vaes")]
-unsafe fn cbc_multi_run<const NR: usize>(
+unsafe fn cbc_multi<const NR: usize>(
     k: &[[u8; 16]; MAX_ROUND_KEYS],
-    ptrs: &LanePtrs,
-    lanes: &mut Lanes,
-    steps: usize,
+    sched: &mut Scheduler<'_, '_, '_, false>,
 ) {
     let k = broadcast_keys(k);
-    let chains = lanes.chain.as_flattened().as_ptr();
-    // SAFETY: `chain` holds MAX_LANES >= LANES blocks; lanes 2g, 2g + 1 are
-    // the 32 bytes at 32 * g.
-    let mut chain: [__m256i; LANE_REGS] =
-        core::array::from_fn(|g| unsafe { load2(chains.add(32 * g)) });
-    for step in 0..steps {
-        let offset = step * 16;
-        let mut x: [__m256i; LANE_REGS] = core::array::from_fn(|g| {
-            // SAFETY: `LanePtrs` guarantees `steps` readable blocks per lane.
-            let gathered = unsafe {
-                _mm256_set_m128i(
-                    load(ptrs.src[2 * g + 1].add(offset)),
-                    load(ptrs.src[2 * g].add(offset)),
-                )
-            };
-            _mm256_xor_si256(_mm256_xor_si256(gathered, chain[g]), k[0])
-        });
-        encrypt_rounds::<NR, LANE_REGS>(&k, &mut x);
-        for (g, c) in x.iter().enumerate() {
-            // SAFETY: `LanePtrs` guarantees `steps` writable blocks per
-            // lane; every lane's block was read above, before this write.
-            unsafe {
-                store(ptrs.dst[2 * g].add(offset), _mm256_castsi256_si128(*c));
-                store(
-                    ptrs.dst[2 * g + 1].add(offset),
-                    _mm256_extracti128_si256::<1>(*c),
-                );
-            }
+    let mut chain = load_lanes(&sched.chain);
+    loop {
+        let steps = sched.begin_run();
+        if steps == 0 {
+            break;
         }
-        chain = x;
+        for step in 0..steps {
+            let mut x: [__m256i; LANE_REGS] = core::array::from_fn(|g| {
+                // SAFETY: the `Scheduler` guarantees a readable block for
+                // every lane and step of the run.
+                let gathered = unsafe {
+                    _mm256_set_m128i(
+                        load(sched.src_at(2 * g + 1, step)),
+                        load(sched.src_at(2 * g, step)),
+                    )
+                };
+                _mm256_xor_si256(_mm256_xor_si256(gathered, chain[g]), k[0])
+            });
+            encrypt_rounds::<NR, LANE_REGS>(&k, &mut x);
+            for (g, c) in x.iter().enumerate() {
+                // SAFETY: the `Scheduler` guarantees a writable block for
+                // every lane and step, disjoint between lanes; every lane's
+                // block was read above, before this write.
+                unsafe {
+                    store(sched.dst_at(2 * g, step), _mm256_castsi256_si128(*c));
+                    store(
+                        sched.dst_at(2 * g + 1, step),
+                        _mm256_extracti128_si256::<1>(*c),
+                    );
+                }
+            }
+            chain = x;
+        }
+        // Lanes that take a new job restart from its IV.
+        store_lanes(&mut sched.chain, &chain);
+        if sched.end_run() != 0 {
+            chain = load_lanes(&sched.chain);
+        }
     }
-    let chains = lanes.chain.as_flattened_mut().as_mut_ptr();
-    for (g, c) in chain.iter().enumerate() {
-        // SAFETY: as for the loads above.
-        unsafe { store2(chains.add(32 * g), *c) };
+}
+
+/// Lanes 2g and 2g + 1 of a per-lane state array, as register g.
+#[inline]
+#[target_feature(enable = "aes,ssse3,sse4.1,avx,avx2,vaes")]
+fn load_lanes(state: &[[u8; 16]; MAX_LANES]) -> [__m256i; LANE_REGS] {
+    let state = state.as_flattened().as_ptr();
+    // SAFETY: register g is the 32 bytes at 32 * g < 16 * LANES <=
+    // 16 * MAX_LANES.
+    core::array::from_fn(|g| unsafe { load2(state.add(32 * g)) })
+}
+
+/// The inverse of [`load_lanes`].
+#[inline]
+#[target_feature(enable = "aes,ssse3,sse4.1,avx,avx2,vaes")]
+fn store_lanes(state: &mut [[u8; 16]; MAX_LANES], regs: &[__m256i; LANE_REGS]) {
+    let state = state.as_flattened_mut().as_mut_ptr();
+    for (g, r) in regs.iter().enumerate() {
+        // SAFETY: as in `load_lanes`.
+        unsafe { store2(state.add(32 * g), *r) };
     }
 }

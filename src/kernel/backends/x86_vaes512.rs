@@ -1,8 +1,9 @@
 //! VAES on 512-bit registers (AVX-512): four blocks per instruction.
 //!
 //! Parallel modes keep `WIDE` registers in flight; CBC encryption runs
-//! `LANES` independent buffers, four per register. Single blocks, serial
-//! CBC and the last few blocks of a buffer go through AES-NI.
+//! `LANES` independent buffers, four per register, or `WIDE_LANES` when the
+//! batch has that many. Single blocks, serial CBC and the last few blocks
+//! of a buffer go through AES-NI.
 //!
 //! With VPCLMULQDQ the multi-buffer CBC can also fold the CRC-32 of each
 //! lane's plaintext into a per-lane accumulator (`cbc_encrypt_multi_crc`):
@@ -15,7 +16,7 @@ use super::x86::{Vaes512ClmulToken, Vaes512Token};
 use super::x86_aesni::{self, by_rounds, load, store};
 use super::x86_crc;
 use crate::kernel::crc::consts::FOLD_128;
-use crate::kernel::multibuffer::{self, LanePtrs, Lanes, Scratch};
+use crate::kernel::multibuffer::{self, MAX_LANES, Scheduler, Scratch};
 use crate::kernel::schedule::{MAX_ROUND_KEYS, RoundKeys};
 use crate::kernel::{InOut, Job};
 
@@ -23,11 +24,17 @@ use crate::kernel::{InOut, Job};
 const WIDE: usize = 4;
 /// Multi-buffer CBC lanes (four per register).
 const LANES: usize = 16;
-// The lane state arrays (`Lanes::chain`) hold `MAX_LANES` entries.
+// The scheduler's lane state arrays hold `MAX_LANES` entries.
 const _: () = assert!(LANES <= multibuffer::MAX_LANES);
 const LANE_REGS: usize = LANES / 4;
+/// Lanes for batches of at least this many jobs. Sixteen lanes (four
+/// registers) cover the AES latency of one pipe; on a core with two
+/// 512-bit AES pipes (Zen 5) eight registers keep both busy. Smaller
+/// batches stay at sixteen: idle lanes would cost throughput.
+const WIDE_LANES: usize = 32;
+const _: () = assert!(WIDE_LANES <= multibuffer::MAX_LANES);
 /// Steps by which each lane starts after the previous one (see
-/// `multibuffer::cbc_encrypt`).
+/// `kernel::multibuffer`).
 const STAGGER: usize = 1;
 
 #[inline]
@@ -369,12 +376,20 @@ unsafe fn ctr_impl<const NR: usize>(
 pub(super) fn cbc_encrypt_multi(token: Vaes512Token, keys: &RoundKeys, jobs: &mut [Job<'_>]) {
     let _ = token;
     let mut scratch = Scratch::new();
-    multibuffer::cbc_encrypt(jobs, LANES, STAGGER, |jobs, lanes, steps| {
-        let ptrs = LanePtrs::new(jobs, lanes, steps, &mut scratch);
-        // SAFETY: the token proves the CPU features; `LanePtrs::new` checked
-        // that every lane's pointers cover `steps` blocks.
-        unsafe { by_rounds!(keys, cbc_multi_run(&keys.enc, &ptrs, lanes, steps)) }
-    });
+    if jobs.len() >= WIDE_LANES {
+        let mut sched = Scheduler::new(jobs, WIDE_LANES, STAGGER, &mut scratch);
+        // SAFETY: the token proves the CPU features.
+        unsafe {
+            by_rounds!(
+                keys,
+                cbc_multi::<NR, { WIDE_LANES / 4 }>(&keys.enc, &mut sched)
+            )
+        }
+    } else {
+        let mut sched = Scheduler::new(jobs, LANES, STAGGER, &mut scratch);
+        // SAFETY: the token proves the CPU features.
+        unsafe { by_rounds!(keys, cbc_multi::<NR, LANE_REGS>(&keys.enc, &mut sched)) }
+    }
 }
 
 /// [`cbc_encrypt_multi`] that also computes the CRC of each job's
@@ -388,13 +403,10 @@ pub(super) fn cbc_encrypt_multi_crc(
     jobs: &mut [Job<'_>],
 ) {
     let mut scratch = Scratch::new();
-    multibuffer::cbc_encrypt_crc(jobs, LANES, STAGGER, |jobs, lanes, steps| {
-        let ptrs = LanePtrs::new(jobs, lanes, steps, &mut scratch);
-        // SAFETY: the token proves the CPU features (VAES, AVX-512 F/BW/VL,
-        // VPCLMULQDQ); `LanePtrs::new` checked that every lane's pointers
-        // cover `steps` blocks.
-        unsafe { by_rounds!(keys, cbc_multi_run_crc(&keys.enc, &ptrs, lanes, steps)) }
-    });
+    let mut sched = Scheduler::new(jobs, LANES, STAGGER, &mut scratch);
+    // SAFETY: the token proves the CPU features (VAES, AVX-512 F/BW/VL,
+    // VPCLMULQDQ).
+    unsafe { by_rounds!(keys, cbc_multi_crc(&keys.enc, &mut sched)) }
     for job in jobs.iter_mut() {
         let Some(crc) = &mut job.crc else { continue };
         let input = job.io.input();
@@ -408,124 +420,169 @@ pub(super) fn cbc_encrypt_multi_crc(
     }
 }
 
-/// One multi-buffer run: every lane encrypts `steps` blocks of its chain.
-///
-/// # Safety
-/// `ptrs` must come from `LanePtrs::new` for these `lanes` and `steps`; the
-/// CPU must have VAES and AVX-512 F/BW/VL.
+/// Lanes 4g .. 4g + 4 of a per-lane state array, as register g.
+#[inline]
 #[target_feature(enable = "aes,ssse3,sse4.1,avx,avx2,vaes,avx512f,avx512bw,avx512vl")]
-unsafe fn cbc_multi_run<const NR: usize>(
-    k: &[[u8; 16]; MAX_ROUND_KEYS],
-    ptrs: &LanePtrs,
-    lanes: &mut Lanes,
-    steps: usize,
-) {
-    let k = broadcast_keys(k);
-    let chains = lanes.chain.as_flattened().as_ptr();
-    // SAFETY: `chain` holds MAX_LANES >= LANES blocks; lanes 4g .. 4g + 4
-    // are the 64 bytes at 64 * g.
-    let mut chain: [__m512i; LANE_REGS] =
-        core::array::from_fn(|g| unsafe { load4(chains.add(64 * g)) });
-    for step in 0..steps {
-        let offset = step * 16;
-        let mut x: [__m512i; LANE_REGS] = core::array::from_fn(|g| {
-            let p = &ptrs.src[4 * g..4 * g + 4];
-            // SAFETY: `LanePtrs` guarantees `steps` readable blocks per lane.
-            let gathered = unsafe {
-                let x = _mm512_castsi128_si512(load(p[0].add(offset)));
-                let x = _mm512_inserti32x4::<1>(x, load(p[1].add(offset)));
-                let x = _mm512_inserti32x4::<2>(x, load(p[2].add(offset)));
-                _mm512_inserti32x4::<3>(x, load(p[3].add(offset)))
-            };
-            // plaintext ^ chain ^ round key 0 in one instruction.
-            _mm512_ternarylogic_epi64::<0x96>(gathered, chain[g], k[0])
-        });
-        encrypt_rounds::<NR, LANE_REGS>(&k, &mut x);
-        for (g, c) in x.iter().enumerate() {
-            let p = &ptrs.dst[4 * g..4 * g + 4];
-            // SAFETY: `LanePtrs` guarantees `steps` writable blocks per
-            // lane; every lane's block was read above, before this write.
-            unsafe {
-                store(p[0].add(offset), _mm512_castsi512_si128(*c));
-                store(p[1].add(offset), _mm512_extracti32x4_epi32::<1>(*c));
-                store(p[2].add(offset), _mm512_extracti32x4_epi32::<2>(*c));
-                store(p[3].add(offset), _mm512_extracti32x4_epi32::<3>(*c));
-            }
-        }
-        chain = x;
-    }
-    let chains = lanes.chain.as_flattened_mut().as_mut_ptr();
-    for (g, c) in chain.iter().enumerate() {
-        // SAFETY: as for the loads above.
-        unsafe { store4(chains.add(64 * g), *c) };
+fn load_lanes<const REGS: usize>(state: &[[u8; 16]; MAX_LANES]) -> [__m512i; REGS] {
+    const { assert!(4 * REGS <= MAX_LANES) };
+    let state = state.as_flattened().as_ptr();
+    // SAFETY: register g is the 64 bytes at 64 * g < 16 * MAX_LANES.
+    core::array::from_fn(|g| unsafe { load4(state.add(64 * g)) })
+}
+
+/// The inverse of [`load_lanes`].
+#[inline]
+#[target_feature(enable = "aes,ssse3,sse4.1,avx,avx2,vaes,avx512f,avx512bw,avx512vl")]
+fn store_lanes<const REGS: usize>(state: &mut [[u8; 16]; MAX_LANES], regs: &[__m512i; REGS]) {
+    const { assert!(4 * REGS <= MAX_LANES) };
+    let state = state.as_flattened_mut().as_mut_ptr();
+    for (g, r) in regs.iter().enumerate() {
+        // SAFETY: register g is the 64 bytes at 64 * g < 16 * MAX_LANES.
+        unsafe { store4(state.add(64 * g), *r) };
     }
 }
 
-/// [`cbc_multi_run`] that also folds every lane's plaintext into its CRC
-/// accumulator (`Lanes::crc`), XORing `Lanes::crc_first` into the first
-/// step's blocks.
+/// Every lane's block of step `step`, four lanes per register.
 ///
 /// # Safety
-/// As [`cbc_multi_run`], and the CPU must have VPCLMULQDQ.
+/// Inside a run of `sched` of more than `step` steps (the `Scheduler`
+/// guarantee then makes every lane's block readable).
+#[inline]
+#[target_feature(enable = "aes,ssse3,sse4.1,avx,avx2,vaes,avx512f,avx512bw,avx512vl")]
+unsafe fn gather<const REGS: usize, const CRC: bool>(
+    sched: &Scheduler<'_, '_, '_, CRC>,
+    step: usize,
+) -> [__m512i; REGS] {
+    core::array::from_fn(|g| {
+        let p = |j| sched.src_at(4 * g + j, step);
+        // SAFETY: the caller's contract.
+        unsafe {
+            let x = _mm512_castsi128_si512(load(p(0)));
+            let x = _mm512_inserti32x4::<1>(x, load(p(1)));
+            let x = _mm512_inserti32x4::<2>(x, load(p(2)));
+            _mm512_inserti32x4::<3>(x, load(p(3)))
+        }
+    })
+}
+
+/// Writes every lane's block of step `step`.
+///
+/// # Safety
+/// As [`gather`], for writing; every lane's block must have been read
+/// before.
+#[inline]
+#[target_feature(enable = "aes,ssse3,sse4.1,avx,avx2,vaes,avx512f,avx512bw,avx512vl")]
+unsafe fn scatter<const REGS: usize, const CRC: bool>(
+    sched: &Scheduler<'_, '_, '_, CRC>,
+    step: usize,
+    x: &[__m512i; REGS],
+) {
+    for (g, c) in x.iter().enumerate() {
+        let p = |j| sched.dst_at(4 * g + j, step);
+        // SAFETY: the caller's contract.
+        unsafe {
+            store(p(0), _mm512_castsi512_si128(*c));
+            store(p(1), _mm512_extracti32x4_epi32::<1>(*c));
+            store(p(2), _mm512_extracti32x4_epi32::<2>(*c));
+            store(p(3), _mm512_extracti32x4_epi32::<3>(*c));
+        }
+    }
+}
+
+/// Multi-buffer CBC encryption of the scheduler's jobs in `4 * REGS`
+/// lanes.
+///
+/// # Safety
+/// The CPU must have VAES and AVX-512 F/BW/VL.
+#[target_feature(enable = "aes,ssse3,sse4.1,avx,avx2,vaes,avx512f,avx512bw,avx512vl")]
+unsafe fn cbc_multi<const NR: usize, const REGS: usize>(
+    k: &[[u8; 16]; MAX_ROUND_KEYS],
+    sched: &mut Scheduler<'_, '_, '_, false>,
+) {
+    let k = broadcast_keys(k);
+    let mut chain = load_lanes::<REGS>(&sched.chain);
+    loop {
+        let steps = sched.begin_run();
+        if steps == 0 {
+            break;
+        }
+        for step in 0..steps {
+            // SAFETY: inside the run, `step < steps`.
+            let plain = unsafe { gather::<REGS, false>(sched, step) };
+            // plaintext ^ chain ^ round key 0 in one instruction.
+            let mut x = core::array::from_fn(|g| {
+                _mm512_ternarylogic_epi64::<0x96>(plain[g], chain[g], k[0])
+            });
+            encrypt_rounds::<NR, REGS>(&k, &mut x);
+            // SAFETY: as above; the blocks were read by `gather`.
+            unsafe { scatter(sched, step, &x) };
+            chain = x;
+        }
+        // Lanes that take a new job restart from its IV.
+        store_lanes(&mut sched.chain, &chain);
+        if sched.end_run() != 0 {
+            chain = load_lanes(&sched.chain);
+        }
+    }
+}
+
+/// [`cbc_multi`] in `LANES` lanes that also folds every lane's plaintext
+/// into its CRC accumulator, XORing a starting lane's `crc_first` into its
+/// first block.
+///
+/// # Safety
+/// As [`cbc_multi`], and the CPU must have VPCLMULQDQ.
 #[target_feature(
     enable = "aes,ssse3,sse4.1,avx,avx2,vaes,avx512f,avx512bw,avx512vl,pclmulqdq,vpclmulqdq"
 )]
-unsafe fn cbc_multi_run_crc<const NR: usize>(
+unsafe fn cbc_multi_crc<const NR: usize>(
     k: &[[u8; 16]; MAX_ROUND_KEYS],
-    ptrs: &LanePtrs,
-    lanes: &mut Lanes,
-    steps: usize,
+    sched: &mut Scheduler<'_, '_, '_, true>,
 ) {
     let k = broadcast_keys(k);
     let fold = _mm512_broadcast_i32x4(_mm_set_epi64x(FOLD_128[1] as i64, FOLD_128[0] as i64));
-    let chains = lanes.chain.as_flattened().as_ptr();
-    let accs = lanes.crc.as_flattened().as_ptr();
-    let firsts = lanes.crc_first.as_flattened().as_ptr();
-    // SAFETY: `chain`, `crc` and `crc_first` hold MAX_LANES >= LANES blocks;
-    // lanes 4g .. 4g + 4 are the 64 bytes at 64 * g.
-    let (mut chain, mut acc, first): (
-        [__m512i; LANE_REGS],
-        [__m512i; LANE_REGS],
-        [__m512i; LANE_REGS],
-    ) = unsafe {
-        (
-            core::array::from_fn(|g| load4(chains.add(64 * g))),
-            core::array::from_fn(|g| load4(accs.add(64 * g))),
-            core::array::from_fn(|g| load4(firsts.add(64 * g))),
-        )
-    };
-    if steps > 0 {
-        // The first step on its own, so that the loop has no XOR with
-        // `first`.
-        // SAFETY: `LanePtrs` guarantees `steps` readable and writable
-        // blocks per lane (the caller's contract).
-        unsafe { crc_step::<NR, true>(&k, fold, ptrs, 0, &mut chain, &mut acc, &first) };
-    }
-    for step in 1..steps {
-        // SAFETY: as above.
-        unsafe { crc_step::<NR, false>(&k, fold, ptrs, step * 16, &mut chain, &mut acc, &first) };
-    }
-    let chains = lanes.chain.as_flattened_mut().as_mut_ptr();
-    let accs = lanes.crc.as_flattened_mut().as_mut_ptr();
-    for g in 0..LANE_REGS {
-        // SAFETY: as for the loads above.
-        unsafe {
-            store4(chains.add(64 * g), chain[g]);
-            store4(accs.add(64 * g), acc[g]);
+    let mut chain = load_lanes::<LANE_REGS>(&sched.chain);
+    let mut acc = load_lanes::<LANE_REGS>(&sched.crc);
+    let mut first = load_lanes::<LANE_REGS>(&sched.crc_first);
+    let mut started = sched.started() != 0;
+    loop {
+        let steps = sched.begin_run();
+        if steps == 0 {
+            break;
+        }
+        let mut step = 0;
+        if started {
+            // The first step on its own, so that the loop has no XOR with
+            // `first`.
+            // SAFETY: inside the run, `0 < steps`.
+            unsafe { crc_step::<NR, true>(&k, fold, sched, 0, &mut chain, &mut acc, &first) };
+            step = 1;
+        }
+        while step < steps {
+            // SAFETY: inside the run, `step < steps`.
+            unsafe { crc_step::<NR, false>(&k, fold, sched, step, &mut chain, &mut acc, &first) };
+            step += 1;
+        }
+        store_lanes(&mut sched.chain, &chain);
+        store_lanes(&mut sched.crc, &acc);
+        started = sched.end_run() != 0;
+        if started {
+            chain = load_lanes(&sched.chain);
+            acc = load_lanes(&sched.crc);
+            first = load_lanes(&sched.crc_first);
         }
     }
 }
 
-/// One step of [`cbc_multi_run_crc`]: every lane gathers its plaintext
-/// block at `offset`, encrypts it chained with `chain`, folds it into its
-/// CRC accumulator (XORed with `first` in a run's `FIRST` step) and
-/// scatters the ciphertext, which becomes the new chain. The AES rounds
-/// come first in program order: they are the critical path, and the
-/// carry-less multiplications compete with them for the same pipes.
+/// One step of [`cbc_multi_crc`]: every lane gathers its plaintext block,
+/// encrypts it chained with `chain`, folds it into its CRC accumulator
+/// (XORed with `first` in a `FIRST` step) and scatters the ciphertext,
+/// which becomes the new chain. The AES rounds come first in program
+/// order: they are the critical path, and the carry-less multiplications
+/// compete with them for the same pipes.
 ///
 /// # Safety
-/// Every lane's source must be readable and its destination writable for
-/// 16 bytes at `offset`.
+/// As [`gather`] and [`scatter`].
 #[allow(clippy::too_many_arguments, reason = "one inlined loop body")]
 #[inline]
 #[target_feature(
@@ -534,27 +591,16 @@ unsafe fn cbc_multi_run_crc<const NR: usize>(
 unsafe fn crc_step<const NR: usize, const FIRST: bool>(
     k: &[__m512i; MAX_ROUND_KEYS],
     fold: __m512i,
-    ptrs: &LanePtrs,
-    offset: usize,
+    sched: &Scheduler<'_, '_, '_, true>,
+    step: usize,
     chain: &mut [__m512i; LANE_REGS],
     acc: &mut [__m512i; LANE_REGS],
     first: &[__m512i; LANE_REGS],
 ) {
-    let mut plain = [_mm512_setzero_si512(); LANE_REGS];
-    let mut x: [__m512i; LANE_REGS] = core::array::from_fn(|g| {
-        let p = &ptrs.src[4 * g..4 * g + 4];
-        // SAFETY: the caller guarantees 16 readable bytes per lane at
-        // `offset`.
-        let gathered = unsafe {
-            let x = _mm512_castsi128_si512(load(p[0].add(offset)));
-            let x = _mm512_inserti32x4::<1>(x, load(p[1].add(offset)));
-            let x = _mm512_inserti32x4::<2>(x, load(p[2].add(offset)));
-            _mm512_inserti32x4::<3>(x, load(p[3].add(offset)))
-        };
-        plain[g] = gathered;
-        // plaintext ^ chain ^ round key 0 in one instruction.
-        _mm512_ternarylogic_epi64::<0x96>(gathered, chain[g], k[0])
-    });
+    // SAFETY: the caller's contract.
+    let plain = unsafe { gather::<LANE_REGS, true>(sched, step) };
+    let mut x: [__m512i; LANE_REGS] =
+        core::array::from_fn(|g| _mm512_ternarylogic_epi64::<0x96>(plain[g], chain[g], k[0]));
     encrypt_rounds::<NR, LANE_REGS>(k, &mut x);
     for g in 0..LANE_REGS {
         let block = if FIRST {
@@ -564,17 +610,8 @@ unsafe fn crc_step<const NR: usize, const FIRST: bool>(
         };
         acc[g] = fold_crc(acc[g], fold, block);
     }
-    for (g, c) in x.iter().enumerate() {
-        let p = &ptrs.dst[4 * g..4 * g + 4];
-        // SAFETY: the caller guarantees 16 writable bytes per lane at
-        // `offset`; every lane's block was read above, before this write.
-        unsafe {
-            store(p[0].add(offset), _mm512_castsi512_si128(*c));
-            store(p[1].add(offset), _mm512_extracti32x4_epi32::<1>(*c));
-            store(p[2].add(offset), _mm512_extracti32x4_epi32::<2>(*c));
-            store(p[3].add(offset), _mm512_extracti32x4_epi32::<3>(*c));
-        }
-    }
+    // SAFETY: the caller's contract; the blocks were read by `gather`.
+    unsafe { scatter(sched, step, &x) };
     *chain = x;
 }
 
