@@ -84,10 +84,10 @@ pub(crate) struct Scheduler<'s, 'j, 'b, const CRC: bool> {
     /// Lanes that took a job at the latest `end_run`.
     started: u64,
     job: [usize; MAX_LANES],
-    /// The step at which a lane took its job, and at which it ends
-    /// (`usize::MAX` for an idle lane).
+    /// The step at which a lane took its job.
     begin: [usize; MAX_LANES],
-    end: [usize; MAX_LANES],
+    /// When the active lanes' jobs end, earliest first.
+    ends: EndQueue,
     /// A lane waiting for its stagger starts at this step.
     start_at: [usize; MAX_LANES],
     /// `src + 16 * now` is the lane's current block.
@@ -138,7 +138,7 @@ impl<'s, 'j, 'b, const CRC: bool> Scheduler<'s, 'j, 'b, CRC> {
             started: 0,
             job: [IDLE; MAX_LANES],
             begin: [0; MAX_LANES],
-            end: [usize::MAX; MAX_LANES],
+            ends: EndQueue::new(),
             start_at: [0; MAX_LANES],
             src: [scratch.cast_const(); MAX_LANES],
             dst: [scratch; MAX_LANES],
@@ -160,6 +160,10 @@ impl<'s, 'j, 'b, const CRC: bool> Scheduler<'s, 'j, 'b, CRC> {
 
     /// The lanes that took a job at the latest `end_run` (or `new`): their
     /// `chain` is the job's IV, their `crc` zero and their `crc_first` set.
+    #[cfg_attr(
+        not(target_arch = "x86_64"),
+        allow(dead_code, reason = "only the VAES-512 backend fuses the CRC")
+    )]
     pub(crate) fn started(&self) -> u64 {
         self.started
     }
@@ -169,10 +173,10 @@ impl<'s, 'j, 'b, const CRC: bool> Scheduler<'s, 'j, 'b, CRC> {
     /// start, and after at most `MAX_RUN` steps.
     pub(crate) fn begin_run(&mut self) -> usize {
         loop {
-            let mut steps = MAX_RUN;
-            for lane in lanes(self.active) {
-                steps = steps.min(self.end[lane] - self.now);
-            }
+            let mut steps = self
+                .ends
+                .first()
+                .map_or(MAX_RUN, |(end, _)| MAX_RUN.min(end - self.now));
             let waiting = if self.next.is_some() { self.waiting } else { 0 };
             for lane in lanes(waiting) {
                 steps = steps.min(self.start_at[lane] - self.now);
@@ -222,13 +226,11 @@ impl<'s, 'j, 'b, const CRC: bool> Scheduler<'s, 'j, 'b, CRC> {
                 self.crc_first[lane] = [0; 16];
             }
         }
-        let mut finished = 0;
-        for (lane, &end) in self.end[..self.count].iter().enumerate() {
-            finished |= u64::from(end == self.now) << lane;
-        }
-        self.active &= !finished;
-        for lane in lanes(finished) {
-            self.end[lane] = usize::MAX;
+        while let Some((end, lane)) = self.ends.first()
+            && end == self.now
+        {
+            self.ends.pop();
+            self.active &= !(1 << lane);
             self.idle(lane);
             let job = core::mem::replace(&mut self.job[lane], IDLE);
             if CRC && let Some(crc) = &mut self.jobs[job].crc {
@@ -257,7 +259,8 @@ impl<'s, 'j, 'b, const CRC: bool> Scheduler<'s, 'j, 'b, CRC> {
             self.started |= bit;
             self.job[lane] = job;
             self.begin[lane] = self.now;
-            self.end[lane] = self.now + self.jobs[job].io.len() / 16;
+            self.ends
+                .push(self.now + self.jobs[job].io.len() / 16, lane);
             self.chain[lane] = self.jobs[job].iv;
             if CRC {
                 self.crc[lane] = [0; 16];
@@ -313,4 +316,88 @@ fn lanes(mut mask: u64) -> impl Iterator<Item = usize> {
             lane
         })
     })
+}
+
+/// A binary min-heap of (end step, lane) for at most `MAX_LANES` lanes: the
+/// next lane to finish without scanning every lane at every run.
+struct EndQueue {
+    len: usize,
+    heap: [(usize, usize); MAX_LANES],
+}
+
+impl EndQueue {
+    fn new() -> Self {
+        EndQueue {
+            len: 0,
+            heap: [(0, 0); MAX_LANES],
+        }
+    }
+
+    fn first(&self) -> Option<(usize, usize)> {
+        (self.len > 0).then(|| self.heap[0])
+    }
+
+    /// Adds a lane; each lane is in the queue at most once, so it never
+    /// holds more than `MAX_LANES` entries.
+    fn push(&mut self, end: usize, lane: usize) {
+        let mut at = self.len;
+        self.heap[at] = (end, lane);
+        self.len += 1;
+        while at > 0 && self.heap[(at - 1) / 2] > self.heap[at] {
+            self.heap.swap(at, (at - 1) / 2);
+            at = (at - 1) / 2;
+        }
+    }
+
+    fn pop(&mut self) {
+        self.len -= 1;
+        self.heap[0] = self.heap[self.len];
+        let mut at = 0;
+        loop {
+            let (left, right) = (2 * at + 1, 2 * at + 2);
+            let mut min = at;
+            if left < self.len && self.heap[left] < self.heap[min] {
+                min = left;
+            }
+            if right < self.len && self.heap[right] < self.heap[min] {
+                min = right;
+            }
+            if min == at {
+                return;
+            }
+            self.heap.swap(at, min);
+            at = min;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The queue against a sorted list: pushes of distinct lanes and
+        /// pops in any order always give the smallest (end, lane).
+        #[test]
+        fn end_queue_gives_the_earliest_end(
+            ops in prop::collection::vec((any::<bool>(), 0usize..10_000), 0..400),
+        ) {
+            let mut queue = EndQueue::new();
+            let mut model: Vec<(usize, usize)> = Vec::new();
+            let mut free: Vec<usize> = (0..MAX_LANES).collect();
+            for (push, end) in ops {
+                if push && let Some(lane) = free.pop() {
+                    queue.push(end, lane);
+                    model.push((end, lane));
+                } else if let Some(&first) = model.iter().min() {
+                    prop_assert_eq!(queue.first(), Some(first));
+                    queue.pop();
+                    model.retain(|&e| e != first);
+                    free.push(first.1);
+                }
+                prop_assert_eq!(queue.first(), model.iter().min().copied());
+            }
+        }
+    }
 }

@@ -14,7 +14,7 @@
 
 use core::arch::aarch64::*;
 
-use crate::kernel::multibuffer::{self, Scheduler, Scratch};
+use crate::kernel::multibuffer::{Scheduler, Scratch};
 use crate::kernel::schedule::{MAX_ROUND_KEYS, RoundKeys};
 use crate::kernel::{InOut, Job};
 

@@ -403,10 +403,21 @@ pub(super) fn cbc_encrypt_multi_crc(
     jobs: &mut [Job<'_>],
 ) {
     let mut scratch = Scratch::new();
-    let mut sched = Scheduler::new(jobs, LANES, STAGGER, &mut scratch);
-    // SAFETY: the token proves the CPU features (VAES, AVX-512 F/BW/VL,
-    // VPCLMULQDQ).
-    unsafe { by_rounds!(keys, cbc_multi_crc(&keys.enc, &mut sched)) }
+    if jobs.len() >= WIDE_LANES {
+        let mut sched = Scheduler::new(jobs, WIDE_LANES, STAGGER, &mut scratch);
+        // SAFETY: the token proves the CPU features (VAES, AVX-512 F/BW/VL,
+        // VPCLMULQDQ).
+        unsafe {
+            by_rounds!(
+                keys,
+                cbc_multi_crc::<NR, { WIDE_LANES / 4 }>(&keys.enc, &mut sched)
+            )
+        }
+    } else {
+        let mut sched = Scheduler::new(jobs, LANES, STAGGER, &mut scratch);
+        // SAFETY: as above.
+        unsafe { by_rounds!(keys, cbc_multi_crc::<NR, LANE_REGS>(&keys.enc, &mut sched)) }
+    }
     for job in jobs.iter_mut() {
         let Some(crc) = &mut job.crc else { continue };
         let input = job.io.input();
@@ -526,24 +537,23 @@ unsafe fn cbc_multi<const NR: usize, const REGS: usize>(
     }
 }
 
-/// [`cbc_multi`] in `LANES` lanes that also folds every lane's plaintext
-/// into its CRC accumulator, XORing a starting lane's `crc_first` into its
-/// first block.
+/// [`cbc_multi`] that also folds every lane's plaintext into its CRC
+/// accumulator, XORing a starting lane's `crc_first` into its first block.
 ///
 /// # Safety
 /// As [`cbc_multi`], and the CPU must have VPCLMULQDQ.
 #[target_feature(
     enable = "aes,ssse3,sse4.1,avx,avx2,vaes,avx512f,avx512bw,avx512vl,pclmulqdq,vpclmulqdq"
 )]
-unsafe fn cbc_multi_crc<const NR: usize>(
+unsafe fn cbc_multi_crc<const NR: usize, const REGS: usize>(
     k: &[[u8; 16]; MAX_ROUND_KEYS],
     sched: &mut Scheduler<'_, '_, '_, true>,
 ) {
     let k = broadcast_keys(k);
     let fold = _mm512_broadcast_i32x4(_mm_set_epi64x(FOLD_128[1] as i64, FOLD_128[0] as i64));
-    let mut chain = load_lanes::<LANE_REGS>(&sched.chain);
-    let mut acc = load_lanes::<LANE_REGS>(&sched.crc);
-    let mut first = load_lanes::<LANE_REGS>(&sched.crc_first);
+    let mut chain = load_lanes::<REGS>(&sched.chain);
+    let mut acc = load_lanes::<REGS>(&sched.crc);
+    let mut first = load_lanes::<REGS>(&sched.crc_first);
     let mut started = sched.started() != 0;
     loop {
         let steps = sched.begin_run();
@@ -555,12 +565,14 @@ unsafe fn cbc_multi_crc<const NR: usize>(
             // The first step on its own, so that the loop has no XOR with
             // `first`.
             // SAFETY: inside the run, `0 < steps`.
-            unsafe { crc_step::<NR, true>(&k, fold, sched, 0, &mut chain, &mut acc, &first) };
+            unsafe { crc_step::<NR, REGS, true>(&k, fold, sched, 0, &mut chain, &mut acc, &first) };
             step = 1;
         }
         while step < steps {
             // SAFETY: inside the run, `step < steps`.
-            unsafe { crc_step::<NR, false>(&k, fold, sched, step, &mut chain, &mut acc, &first) };
+            unsafe {
+                crc_step::<NR, REGS, false>(&k, fold, sched, step, &mut chain, &mut acc, &first)
+            };
             step += 1;
         }
         store_lanes(&mut sched.chain, &chain);
@@ -588,21 +600,40 @@ unsafe fn cbc_multi_crc<const NR: usize>(
 #[target_feature(
     enable = "aes,ssse3,sse4.1,avx,avx2,vaes,avx512f,avx512bw,avx512vl,pclmulqdq,vpclmulqdq"
 )]
-unsafe fn crc_step<const NR: usize, const FIRST: bool>(
+unsafe fn crc_step<const NR: usize, const REGS: usize, const FIRST: bool>(
     k: &[__m512i; MAX_ROUND_KEYS],
     fold: __m512i,
     sched: &Scheduler<'_, '_, '_, true>,
     step: usize,
-    chain: &mut [__m512i; LANE_REGS],
-    acc: &mut [__m512i; LANE_REGS],
-    first: &[__m512i; LANE_REGS],
+    chain: &mut [__m512i; REGS],
+    acc: &mut [__m512i; REGS],
+    first: &[__m512i; REGS],
 ) {
     // SAFETY: the caller's contract.
-    let plain = unsafe { gather::<LANE_REGS, true>(sched, step) };
-    let mut x: [__m512i; LANE_REGS] =
+    let plain = unsafe { gather::<REGS, true>(sched, step) };
+    let mut x: [__m512i; REGS] =
         core::array::from_fn(|g| _mm512_ternarylogic_epi64::<0x96>(plain[g], chain[g], k[0]));
-    encrypt_rounds::<NR, LANE_REGS>(k, &mut x);
-    for g in 0..LANE_REGS {
+    if FOLD_FIRST {
+        fold_all::<REGS, FIRST>(fold, &plain, acc, first);
+        encrypt_rounds::<NR, REGS>(k, &mut x);
+    } else {
+        encrypt_rounds::<NR, REGS>(k, &mut x);
+        fold_all::<REGS, FIRST>(fold, &plain, acc, first);
+    }
+    // SAFETY: the caller's contract; the blocks were read by `gather`.
+    unsafe { scatter(sched, step, &x) };
+    *chain = x;
+}
+
+#[inline]
+#[target_feature(enable = "avx512f,vpclmulqdq")]
+fn fold_all<const REGS: usize, const FIRST: bool>(
+    fold: __m512i,
+    plain: &[__m512i; REGS],
+    acc: &mut [__m512i; REGS],
+    first: &[__m512i; REGS],
+) {
+    for g in 0..REGS {
         let block = if FIRST {
             _mm512_xor_si512(plain[g], first[g])
         } else {
@@ -610,10 +641,8 @@ unsafe fn crc_step<const NR: usize, const FIRST: bool>(
         };
         acc[g] = fold_crc(acc[g], fold, block);
     }
-    // SAFETY: the caller's contract; the blocks were read by `gather`.
-    unsafe { scatter(sched, step, &x) };
-    *chain = x;
 }
+const FOLD_FIRST: bool = true;
 
 /// The four CRC accumulators of `acc` folded forward by one block, XORed
 /// with the next blocks: `clmul(lo, k0) ^ clmul(hi, k1) ^ block` per lane.
