@@ -553,7 +553,6 @@ unsafe fn cbc_multi_crc<const NR: usize, const REGS: usize>(
     let fold = _mm512_broadcast_i32x4(_mm_set_epi64x(FOLD_128[1] as i64, FOLD_128[0] as i64));
     let mut chain = load_lanes::<REGS>(&sched.chain);
     let mut acc = load_lanes::<REGS>(&sched.crc);
-    let mut first = load_lanes::<REGS>(&sched.crc_first);
     let mut started = sched.started() != 0;
     loop {
         let steps = sched.begin_run();
@@ -563,15 +562,18 @@ unsafe fn cbc_multi_crc<const NR: usize, const REGS: usize>(
         let mut step = 0;
         if started {
             // The first step on its own, so that the loop has no XOR with
-            // `first`.
+            // `crc_first`, and loaded here, so that it does not hold
+            // registers through the loop.
+            let first = load_lanes::<REGS>(&sched.crc_first);
             // SAFETY: inside the run, `0 < steps`.
             unsafe { crc_step::<NR, REGS, true>(&k, fold, sched, 0, &mut chain, &mut acc, &first) };
             step = 1;
         }
+        let no_first = [_mm512_setzero_si512(); REGS];
         while step < steps {
             // SAFETY: inside the run, `step < steps`.
             unsafe {
-                crc_step::<NR, REGS, false>(&k, fold, sched, step, &mut chain, &mut acc, &first)
+                crc_step::<NR, REGS, false>(&k, fold, sched, step, &mut chain, &mut acc, &no_first)
             };
             step += 1;
         }
@@ -581,7 +583,6 @@ unsafe fn cbc_multi_crc<const NR: usize, const REGS: usize>(
         if started {
             chain = load_lanes(&sched.chain);
             acc = load_lanes(&sched.crc);
-            first = load_lanes(&sched.crc_first);
         }
     }
 }
