@@ -135,6 +135,20 @@ pub fn json_failure(status: Status, message: &str) -> String {
     .unwrap_or_default()
 }
 
+/// The per-table entry of a table that could not be processed at all: the
+/// fields every `verify`/`decrypt` entry has, empty, with the error.
+pub fn failed_table_json(table: &std::path::Path, error: &str) -> Value {
+    json!({
+        "table": table.display().to_string(),
+        "ok": false,
+        "error": error,
+        "algorithm": Value::Null,
+        "key_id": Value::Null,
+        "pages": pages_json(&Tally::default()),
+        "key_versions": {},
+    })
+}
+
 /// `pages` of the issue: total, encrypted, verified, failed, skipped.
 pub fn pages_json(tally: &Tally) -> Value {
     json!({

@@ -6,7 +6,7 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::{Ctx, note_pending, note_server, plain_json, resolve, table_json, verification_json};
 use crate::tool::cli::DecryptArgs;
@@ -15,7 +15,7 @@ use crate::tool::diagnose::Checker;
 use crate::tool::keys::Keys;
 use crate::tool::outcome::{Status, ToolError};
 use crate::tool::progress::Progress;
-use crate::tool::report::{Report, out, pages_json, plural, problem_lines};
+use crate::tool::report::{Report, failed_table_json, out, plural, problem_lines};
 use crate::tool::scan::{CipherFactory, PagedFile, Tally};
 use crate::tool::table::Table;
 use crate::tool::walk::{DATA_EXT, INDEX_EXT, TableRef, with_ext};
@@ -47,15 +47,7 @@ pub fn run(ctx: Ctx, args: &DecryptArgs) -> Status {
             .and_then(|()| one(ctx, &mut report, &keys, &table, &outputs, args));
         if let Err(err) = result {
             report.error(&err);
-            report.table(json!({
-                "table": table.stem.display().to_string(),
-                "ok": false,
-                "error": err.message,
-                "algorithm": Value::Null,
-                "key_id": Value::Null,
-                "pages": pages_json(&Tally::default()),
-                "key_versions": {},
-            }));
+            report.table(failed_table_json(&table.stem, &err.message));
         }
     }
     report.finish()

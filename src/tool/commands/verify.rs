@@ -1,8 +1,6 @@
 //! `aria-crypt verify`: every page decrypted in memory, every checksum
 //! checked, every failure explained.
 
-use serde_json::{Value, json};
-
 use super::{
     Ctx, note_pending, note_server, plain_json, resolve, table_json, verification_json,
     verify_table,
@@ -10,8 +8,7 @@ use super::{
 use crate::tool::cli::VerifyArgs;
 use crate::tool::keys::Keys;
 use crate::tool::outcome::Status;
-use crate::tool::report::{Report, out, pages_json, plural, problem_lines, versions_text};
-use crate::tool::scan::Tally;
+use crate::tool::report::{Report, failed_table_json, out, plural, problem_lines, versions_text};
 use crate::tool::table::Table;
 use crate::tool::walk::TableRef;
 
@@ -38,15 +35,7 @@ fn one(ctx: Ctx, report: &mut Report, keys: &Keys, files: &TableRef, args: &Veri
         Ok(table) => table,
         Err(err) => {
             report.error(&err);
-            report.table(json!({
-                "table": files.stem.display().to_string(),
-                "ok": false,
-                "error": err.message,
-                "algorithm": Value::Null,
-                "key_id": Value::Null,
-                "pages": pages_json(&Tally::default()),
-                "key_versions": {},
-            }));
+            report.table(failed_table_json(&files.stem, &err.message));
             return;
         }
     };
