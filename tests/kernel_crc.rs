@@ -1,9 +1,10 @@
-//! The CRC a batch job can ask for (`Job::with_crc`): on every backend this
-//! CPU supports, CBC and CTR, batches of 1..=64 jobs of lengths 0..=32768
-//! (every remainder mod 16), in place and buffer to buffer, random initial
-//! values and a random subset of jobs asking: each `crc()` equals
-//! `crc32fast` over the job's input, and the output equals the same batch
-//! without CRC requests. VAES-512 CBC encryption computes the CRC inside
+//! The CRC a batch job can ask for (`Job::with_crc`, and
+//! `Job::with_prefixed_crc` with a prefix of 0..=40 bytes): on every
+//! backend this CPU supports, CBC and CTR, batches of 1..=64 jobs of
+//! lengths 0..=32768 (every remainder mod 16), in place and buffer to
+//! buffer, random initial values and a random subset of jobs asking: each
+//! `crc()` equals `crc32fast` over the prefix and the job's input, and the
+//! output equals the same batch without CRC requests. VAES-512 CBC encryption computes the CRC inside
 //! its lanes; everything else with `crc32fast` before transforming.
 //!
 //! Case counts follow `PROPTEST_CASES` (default 256).
@@ -40,6 +41,8 @@ struct Spec {
     in_place: bool,
     /// The initial value, when the job asks for a CRC.
     crc: Option<u32>,
+    /// What the CRC covers before the input (`with_crc` when empty).
+    prefix: Vec<u8>,
 }
 
 /// Runs `specs` as one batch on `inputs`; returns the outputs and each
@@ -75,7 +78,8 @@ fn run_batch(
                 Job::buf_to_buf(spec.iv, input, out).unwrap()
             };
             match spec.crc {
-                Some(initial) if ask => job.with_crc(initial),
+                Some(initial) if ask && spec.prefix.is_empty() => job.with_crc(initial),
+                Some(initial) if ask => job.with_prefixed_crc(initial, &spec.prefix),
                 _ => job,
             }
         })
@@ -108,7 +112,10 @@ fn check(key: &[u8], mode: Mode, encrypt: bool, specs: &[Spec], seed: u64) {
         );
         let (fused, crcs) = run_batch(&aes, mode, encrypt, specs, &inputs, true);
         for (i, ((spec, input), crc)) in specs.iter().zip(&inputs).zip(&crcs).enumerate() {
-            let want = spec.crc.map(|initial| reference(initial, input));
+            let want = spec.crc.map(|initial| {
+                let whole: Vec<u8> = spec.prefix.iter().chain(input).copied().collect();
+                reference(initial, &whole)
+            });
             assert_eq!(
                 *crc,
                 want,
@@ -152,18 +159,31 @@ fn len() -> impl Strategy<Value = usize> {
     ]
 }
 
+/// Prefixes of 0..=40 bytes; none and Aria's page headers (16 bytes for
+/// data pages, 21 and 15 for index pages) often.
+fn prefix() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        Just(Vec::new()),
+        prop::collection::vec(any::<u8>(), 0..=40),
+        prop::sample::select(vec![15usize, 16, 21])
+            .prop_flat_map(|n| prop::collection::vec(any::<u8>(), n)),
+    ]
+}
+
 fn spec() -> impl Strategy<Value = Spec> {
     (
         len(),
         any::<[u8; 16]>(),
         any::<bool>(),
         prop::option::of(any::<u32>()),
+        prefix(),
     )
-        .prop_map(|(len, iv, in_place, crc)| Spec {
+        .prop_map(|(len, iv, in_place, crc, prefix)| Spec {
             len,
             iv,
             in_place,
             crc,
+            prefix,
         })
 }
 
@@ -214,6 +234,12 @@ fn page_specs(count: usize, len: usize, every: usize) -> Vec<Spec> {
             iv: [i as u8; 16],
             in_place: i % 3 != 1,
             crc: (i % every == 0).then_some(i as u32 + 1),
+            // A data page's 16-byte header on some pages.
+            prefix: if i % 2 == 0 {
+                bytes(i as u64, 16)
+            } else {
+                Vec::new()
+            },
         })
         .collect()
 }
@@ -247,6 +273,7 @@ fn short_and_empty_jobs() {
             iv: [3; 16],
             in_place: i % 2 == 0,
             crc: Some(0xffff_fff0u32.wrapping_add(i as u32)),
+            prefix: bytes(i as u64, i % 23),
         })
         .collect();
     for mode in [Mode::Cbc, Mode::Ctr] {

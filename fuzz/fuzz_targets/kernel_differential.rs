@@ -4,8 +4,9 @@
 //! independent reference (RustCrypto's block cipher with the modes written
 //! out in `fuzz/src/lib.rs`) for ECB, CBC (MariaDB tail rule) and CTR, single
 //! and batch, in place and buffer to buffer; batch jobs that ask for a CRC
-//! (`Job::with_crc`, fused into the lanes by VAES-512 with VPCLMULQDQ) get
-//! crc32fast's value of their input; decrypt(encrypt(x)) == x; the
+//! (`Job::with_crc`, or `Job::with_prefixed_crc` with a prefix of up to 40
+//! bytes; fused into the lanes by VAES-512 with VPCLMULQDQ) get crc32fast's
+//! value of the prefix and their input; decrypt(encrypt(x)) == x; the
 //! error paths (unaligned ECB, length mismatch, unsupported backend) change
 //! nothing.
 
@@ -24,8 +25,10 @@ struct Buf {
     iv: [u8; 16],
     data: Vec<u8>,
     in_place: bool,
-    /// `Job::with_crc(initial)` in batches.
+    /// `Job::with_crc(initial)` in batches, or `with_prefixed_crc` when
+    /// `prefix` is not empty.
     crc: Option<u32>,
+    prefix: Vec<u8>,
 }
 
 struct Case {
@@ -96,6 +99,10 @@ fn case(u: &mut Unstructured) -> Result<Case> {
             } else {
                 None
             },
+            prefix: {
+                let n = usize::from(u.int_in_range(0u8..=40)?);
+                u.bytes(n.min(u.len()))?.to_vec()
+            },
         });
     }
     if bufs.is_empty() {
@@ -104,6 +111,7 @@ fn case(u: &mut Unstructured) -> Result<Case> {
             data: vec![1; 33],
             in_place: true,
             crc: Some(0),
+            prefix: Vec::new(),
         });
     }
     Ok(Case { key, bufs })
@@ -141,7 +149,8 @@ fn batch(aes: &Aes, mode: Mode, decrypt: bool, bufs: &[Buf], inputs: &[Vec<u8>])
                 Job::buf_to_buf(b.iv, input, out).expect("equal lengths")
             };
             match b.crc {
-                Some(initial) => job.with_crc(initial),
+                Some(initial) if b.prefix.is_empty() => job.with_crc(initial),
+                Some(initial) => job.with_prefixed_crc(initial, &b.prefix),
                 None => job,
             }
         })
@@ -156,12 +165,13 @@ fn batch(aes: &Aes, mode: Mode, decrypt: bool, bufs: &[Buf], inputs: &[Vec<u8>])
     } else {
         aes.encrypt_batch(mode, &mut jobs);
     }
-    // The CRC of what each job read (zlib's crc32 continued from `initial`),
-    // whichever way the backend computed it (fused into the VAES-512 CBC
-    // lanes, or crc32fast first).
+    // The CRC of the prefix and what each job read (zlib's crc32 continued
+    // from `initial`), whichever way the backend computed it (fused into the
+    // VAES-512 CBC lanes, or crc32fast first).
     for (i, ((job, b), input)) in jobs.iter().zip(bufs).zip(inputs).enumerate() {
         let expected = b.crc.map(|initial| {
             let mut h = crc32fast::Hasher::new_with_initial(initial);
+            h.update(&b.prefix);
             h.update(input);
             h.finalize()
         });

@@ -379,98 +379,73 @@ impl TableCipher {
         self.encrypt_with_version(file, pages, Ok(key_version))
     }
 
-    #[allow(clippy::type_complexity)]
-    fn classify_for_encryption(
-        &self,
-        file: PageFile,
-        pages: &[PageRef<'_>],
-    ) -> (Vec<Option<Layout>>, Vec<Result<PageStatus, Error>>) {
-        let mut results = Vec::with_capacity(pages.len());
-        let mut layouts = Vec::with_capacity(pages.len());
-        for page in pages {
-            let (layout, result) = match self.classify(file, page.number, page.data) {
-                // Replaced by the key version once encrypted.
-                Ok(PageKind::Encrypted(layout)) => (Some(layout), Ok(PageStatus::Unwritten)),
-                Ok(kind) => (None, Ok(skipped(&kind))),
-                Err(e) => (None, Err(e)),
-            };
-            layouts.push(layout);
-            results.push(result);
-        }
-        (layouts, results)
-    }
-
     fn encrypt_with_version(
         &self,
         file: PageFile,
         pages: &mut [PageRef<'_>],
         version: Result<u32, PageFault>,
     ) -> Vec<Result<PageStatus, Error>> {
-        let (layouts, mut results) = self.classify_for_encryption(file, pages);
-        if layouts.iter().all(Option::is_none) {
-            return results;
-        }
+        // Looked up once for the batch; reported only by the pages that
+        // need it.
         let key = version.and_then(|v| Ok((v, self.page_key(v)?)));
-        let (version, aes) = match key {
-            Ok(key) => key,
-            Err(fault) => {
-                for ((page, layout), result) in pages.iter().zip(&layouts).zip(results.iter_mut()) {
-                    if layout.is_some() {
-                        *result = Err(self.page_error(file, page.number, fault.clone()));
-                    }
-                }
-                return results;
-            }
-        };
-
+        let mut results = Vec::with_capacity(pages.len());
         // The checksum covers [0, crc_end) of the plaintext with the key
         // version zeroed. For every encrypted page kind crc_end is the end
         // of the body, so it is the header bytes followed by the body: the
-        // header part is computed here, seeded with the page number, and
-        // the kernel continues it over the body while it encrypts it (the
-        // VAES-512 CBC batch inside its SIMD lanes). The checksum slot is
-        // past the body, so storing it after encryption gives the same
-        // bytes as storing it before.
+        // kernel computes it as the CRC of the body with the header as its
+        // prefix, while it encrypts the body (the VAES-512 CBC batch inside
+        // its SIMD lanes). The checksum slot is past the body, so storing
+        // it after encryption gives the same bytes as storing it before.
         let mut jobs = Vec::with_capacity(pages.len());
         // Per job: where its checksum goes, if the kernel computes it.
         let mut crc_slots: Vec<Option<&mut [u8]>> = Vec::with_capacity(pages.len());
-        for ((page, layout), result) in pages.iter_mut().zip(&layouts).zip(results.iter_mut()) {
-            let Some(layout) = layout else { continue };
+        for page in pages.iter_mut() {
+            let layout = match self.classify(file, page.number, page.data) {
+                Ok(PageKind::Encrypted(layout)) => layout,
+                Ok(kind) => {
+                    results.push(Ok(skipped(&kind)));
+                    continue;
+                }
+                Err(e) => {
+                    results.push(Err(e));
+                    continue;
+                }
+            };
+            let version = match &key {
+                Ok((version, _)) => *version,
+                Err(fault) => {
+                    results.push(Err(self.page_error(file, page.number, fault.clone())));
+                    continue;
+                }
+            };
             let data = &mut *page.data;
             write_le32(data, layout.key_version_at, 0);
             let iv = page_iv(self.crypt.space, page.number, data);
-            // The header part of the checksum, if the kernel can continue
-            // it over the body.
-            let header_crc = (layout.crc_end == layout.body.end).then(|| {
-                let mut hasher = crc32fast::Hasher::new_with_initial(page.number);
-                hasher.update(&data[..layout.body.start]);
-                hasher.finalize()
-            });
-            if header_crc.is_none() {
+            let kernel_crc = layout.crc_end == layout.body.end;
+            if !kernel_crc {
                 // Not a layout Aria has; kept correct all the same.
                 let crc = page_crc(page.number, &data[..layout.crc_end]);
                 let bs = data.len();
                 write_le32(data, bs - CRC_LEN, crc);
             }
             let (head, rest) = data.split_at_mut(layout.body.start);
-            write_le32(head, layout.key_version_at, version);
             let (body, after) = rest.split_at_mut(layout.body.len());
             let job = Job::in_place(iv, body);
-            match header_crc {
-                Some(initial) => {
-                    jobs.push(job.with_crc(initial));
-                    let slot_at = after.len() - CRC_LEN;
-                    crc_slots.push(Some(&mut after[slot_at..]));
-                }
-                None => {
-                    jobs.push(job);
-                    crc_slots.push(None);
-                }
+            if kernel_crc {
+                // The prefix is copied here, before the version is stamped.
+                jobs.push(job.with_prefixed_crc(page.number, head));
+                let slot_at = after.len() - CRC_LEN;
+                crc_slots.push(Some(&mut after[slot_at..]));
+            } else {
+                jobs.push(job);
+                crc_slots.push(None);
             }
-            *result = Ok(PageStatus::Encrypted {
+            write_le32(head, layout.key_version_at, version);
+            results.push(Ok(PageStatus::Encrypted {
                 key_version: version,
-            });
+            }));
         }
+        let Ok((_, aes)) = key else { return results };
         aes.encrypt_batch(self.mode, &mut jobs);
         for (job, slot) in jobs.iter().zip(crc_slots) {
             if let (Some(slot), Some(crc)) = (slot, job.crc()) {

@@ -1,4 +1,5 @@
-//! The CRC-32 a batch job can ask for ([`Job::with_crc`](super::Job::with_crc)):
+//! The CRC-32 a batch job can ask for ([`Job::with_crc`](super::Job::with_crc),
+//! [`Job::with_prefixed_crc`](super::Job::with_prefixed_crc)):
 //! zlib's CRC-32 (CRC-32/ISO-HDLC, reflected polynomial `0xEDB88320`,
 //! register preset and final XOR `0xFFFFFFFF`) of the bytes a job reads,
 //! continued from an initial value exactly as
@@ -24,8 +25,12 @@
 //! four message bytes gives `s·x^(8n−32) + M`, so from there on only the
 //! message polynomial modulo `P` matters.
 //!
-//! A lane's accumulator `A` starts at zero with `s` XORed into the job's
-//! first block, and each block `B` of the job is folded in as
+//! A lane's accumulator `A` starts from a seed congruent to
+//! `s·x^(8p−32) + Q` for a prefix `Q` of `p` bytes that the CRC covers
+//! before the job's input (`Job::with_prefixed_crc`; `p = 0` for
+//! `Job::with_crc`): with `p ≥ 4` that is `Q`'s bytes with `s` XORed into
+//! the first four, no multiplication (`CrcRequest::seed`). Each block `B`
+//! of the job is folded in as
 //! `A ← A·x^128 + B`, computed modulo `P` by splitting `A = H·x^64 + L`
 //! (`H` its first eight bytes):
 //!
@@ -125,6 +130,15 @@ pub(crate) mod consts {
     /// The constants that fold an accumulator forward by one block (128 bits).
     pub(crate) const FOLD_128: [u64; 2] = fold_keys(128);
 
+    /// For a prefix of `p < 4` bytes: the constant that folds a block's
+    /// first quadword back by `128 − 8p` bits (`CrcRequest::seed`).
+    pub(crate) const BACK_FOLD: [u64; 4] = [
+        fold_keys(-128)[0],
+        fold_keys(-120)[0],
+        fold_keys(-112)[0],
+        fold_keys(-104)[0],
+    ];
+
     /// The constants of the final reduction from 128 to 32 bits, reflected.
     #[derive(Clone, Copy, Debug)]
     pub(crate) struct Reduction {
@@ -154,11 +168,19 @@ pub(crate) fn crc32(initial: u32, data: &[u8]) -> u32 {
     hasher.finalize()
 }
 
+/// Most prefix bytes a request keeps; a longer prefix is hashed down to
+/// its last `PREFIX_MAX` bytes when the request is made.
+const PREFIX_MAX: usize = 16;
+
 /// A job's CRC request and, after a batch operation, its result.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct CrcRequest {
-    /// zlib's running value the CRC continues from.
+    /// zlib's running value the CRC continues from, before the prefix.
     pub(crate) initial: u32,
+    /// The bytes the CRC covers before the job's input, in the last
+    /// `prefix_len` bytes.
+    prefix: [u8; PREFIX_MAX],
+    prefix_len: usize,
     /// The result of the latest batch operation.
     pub(crate) value: Option<u32>,
     /// Fused path only: the job's accumulator after its last whole block,
@@ -167,22 +189,72 @@ pub(crate) struct CrcRequest {
 }
 
 impl CrcRequest {
-    pub(crate) fn new(initial: u32) -> Self {
-        CrcRequest {
-            initial,
+    /// The CRC of `prefix` followed by the job's input, continued from
+    /// `initial`.
+    #[inline]
+    pub(crate) fn new(initial: u32, prefix: &[u8]) -> Self {
+        let (hashed, kept) = prefix.split_at(prefix.len().saturating_sub(PREFIX_MAX));
+        let mut request = CrcRequest {
+            initial: if hashed.is_empty() {
+                initial
+            } else {
+                crc32(initial, hashed)
+            },
+            prefix: [0; PREFIX_MAX],
+            prefix_len: kept.len(),
             value: None,
             fold: [0; 16],
+        };
+        // Right-aligned, byte by byte: at most 16 bytes, and no call to
+        // memcpy for a length known only at run time.
+        for (to, from) in request.prefix.iter_mut().rev().zip(kept.iter().rev()) {
+            *to = *from;
         }
+        request
     }
 
-    /// What the fused path XORs into the job's first block before folding
-    /// it in: the CRC register (zlib's value inverted) in the first four
-    /// bytes, little-endian as the reflected order wants.
-    pub(crate) fn first_block_mask(&self) -> [u8; 16] {
-        let mut mask = [0u8; 16];
-        mask[..4].copy_from_slice(&(!self.initial).to_le_bytes());
-        mask
+    /// The prefix bytes the request kept.
+    fn prefix(&self) -> &[u8] {
+        &self.prefix[PREFIX_MAX - self.prefix_len..]
     }
+
+    /// The CRC of the prefix and then `input`, computed directly.
+    pub(crate) fn compute(&self, input: &[u8]) -> u32 {
+        crc32(crc32(self.initial, self.prefix()), input)
+    }
+
+    /// The accumulator a fused lane starts from, so that folding the job's
+    /// blocks onto it gives the CRC of prefix and input: congruent to
+    /// `s·x^(8p−32) + prefix` for the register `s` (zlib's value inverted)
+    /// and a prefix of `p` bytes (see the module documentation).
+    ///
+    /// The prefix, right-aligned in the block, is already `prefix`. With
+    /// `p ≥ 4` the register term is `s` XORed into the prefix's first four
+    /// bytes. With `p < 4` it is `s·x^96` (the register in the block's first
+    /// four bytes) folded back by `128 − 8p` bits: one carry-less product,
+    /// since the block's second quadword is zero.
+    pub(crate) fn seed(&self) -> [u8; 16] {
+        let register = !self.initial;
+        let p = self.prefix_len;
+        let mut block = self.prefix;
+        if p >= 4 {
+            let at = PREFIX_MAX - p;
+            let head = u32::from_le_bytes(block[at..at + 4].try_into().expect("four bytes"));
+            block[at..at + 4].copy_from_slice(&(head ^ register).to_le_bytes());
+            block
+        } else {
+            let term = clmul64(u64::from(register), consts::BACK_FOLD[p]);
+            (u128::from_le_bytes(block) ^ term).to_le_bytes()
+        }
+    }
+}
+
+/// The 64×64-bit carry-less product, as PCLMULQDQ computes it; portable,
+/// for the few products made once per job.
+pub(crate) fn clmul64(a: u64, b: u64) -> u128 {
+    (0..64)
+        .filter(|i| (b >> i) & 1 == 1)
+        .fold(0, |r, i| r ^ (u128::from(a) << i))
 }
 
 /// The zlib value for a folded accumulator `fold` (see the module
@@ -218,17 +290,10 @@ mod tests {
         r
     }
 
-    /// 64×64-bit carry-less product, as PCLMULQDQ computes it.
-    fn clmul(a: u64, b: u64) -> u128 {
-        (0..64)
-            .filter(|i| (b >> i) & 1 == 1)
-            .fold(0, |r, i| r ^ (u128::from(a) << i))
-    }
-
     /// One fold step of a lane as the SIMD loop does it, on a little-endian
     /// 128-bit value: `clmul(lo, k0) ^ clmul(hi, k1) ^ block`.
     fn fold_step(acc: u128, block: u128) -> u128 {
-        clmul(acc as u64, FOLD_128[0]) ^ clmul((acc >> 64) as u64, FOLD_128[1]) ^ block
+        clmul64(acc as u64, FOLD_128[0]) ^ clmul64((acc >> 64) as u64, FOLD_128[1]) ^ block
     }
 
     fn bytes(seed: u64, len: usize) -> Vec<u8> {
@@ -279,36 +344,43 @@ mod tests {
         assert_eq!(reflect33(u64::from(POLY)) >> 1, 0xedb8_8320);
     }
 
-    /// The lane computation of the fused path, in portable code: mask the
-    /// first block, fold every whole block, finish with the tail. Checks
-    /// the constants, the byte order and `finish_portable` together.
+    /// The lane computation of the fused path, in portable code: start
+    /// from the seed, fold every whole block, finish with the tail. Checks
+    /// the seed for every prefix length (hashed down past 16 bytes), the
+    /// constants, the byte order and `finish_portable` together.
     #[test]
     fn folding_a_lane_gives_the_crc() {
         let data = bytes(0x5eed, 600);
+        let header = bytes(0x4ead, 40);
         for len in (16..=600).step_by(7).chain([16, 17, 31, 32, 33, 512]) {
-            for initial in [
+            for (k, initial) in [
                 0,
                 1,
                 0xffff_ffff,
                 0x8000_0000,
                 (len as u32).wrapping_mul(0x9e37_79b9),
-            ] {
-                let req = CrcRequest::new(initial);
-                let message = &data[..len];
-                let (blocks, tail) = message.as_chunks::<16>();
-                let mut acc = 0u128;
-                for (i, block) in blocks.iter().enumerate() {
-                    let mut block = u128::from_le_bytes(*block);
-                    if i == 0 {
-                        block ^= u128::from_le_bytes(req.first_block_mask());
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                for p in [0, 1, 2, 3, 4, 5, 15, 16, 17, 21, 40, (len + k) % 41] {
+                    let prefix = &header[..p];
+                    let req = CrcRequest::new(initial, prefix);
+                    let message = &data[..len];
+                    let (blocks, tail) = message.as_chunks::<16>();
+                    let mut acc = u128::from_le_bytes(req.seed());
+                    for block in blocks {
+                        acc = fold_step(acc, u128::from_le_bytes(*block));
                     }
-                    acc = fold_step(acc, block);
+                    let whole: Vec<u8> = prefix.iter().chain(message).copied().collect();
+                    let want = crc32(initial, &whole);
+                    assert_eq!(
+                        finish_portable(&acc.to_le_bytes(), tail),
+                        want,
+                        "{len} bytes after a {p}-byte prefix from {initial:#x}"
+                    );
+                    assert_eq!(req.compute(message), want);
                 }
-                assert_eq!(
-                    finish_portable(&acc.to_le_bytes(), tail),
-                    crc32(initial, message),
-                    "{len} bytes from {initial:#x}"
-                );
             }
         }
     }

@@ -215,8 +215,20 @@ impl<'a> Job<'a> {
     /// decryption, computes it with `crc32fast` before transforming the
     /// job. The result is the same either way. Read it with [`Job::crc`].
     #[must_use]
-    pub fn with_crc(mut self, initial: u32) -> Self {
-        self.crc = Some(CrcRequest::new(initial));
+    #[inline]
+    pub fn with_crc(self, initial: u32) -> Self {
+        self.with_prefixed_crc(initial, &[])
+    }
+
+    /// [`Job::with_crc`] for a CRC that covers `prefix` before the input:
+    /// zlib's `crc32(initial, prefix ‖ input)`. The prefix is copied (the
+    /// bytes before the last 16 are hashed right away); it is meant for a
+    /// page header that the checksum covers but the cipher does not, so
+    /// that the fused path folds it in for free.
+    #[must_use]
+    #[inline]
+    pub fn with_prefixed_crc(mut self, initial: u32, prefix: &[u8]) -> Self {
+        self.crc = Some(CrcRequest::new(initial, prefix));
         self
     }
 
@@ -535,7 +547,7 @@ impl fmt::Debug for Aes {
 fn input_crcs(jobs: &mut [Job<'_>]) {
     for job in jobs.iter_mut() {
         if let Some(crc) = &mut job.crc {
-            crc.value = Some(crc::crc32(crc.initial, job.io.input()));
+            crc.value = Some(crc.compute(job.io.input()));
         }
     }
 }

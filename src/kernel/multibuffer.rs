@@ -24,6 +24,7 @@
 //! (see `kernel::crc`).
 
 use super::Job;
+use super::crc::CrcRequest;
 
 /// Most lanes any backend uses (RustCrypto's VAES-512 batch is 64 blocks).
 pub(crate) const MAX_LANES: usize = 64;
@@ -104,21 +105,15 @@ pub(crate) struct Scheduler<'s, 'j, 'b, const CRC: bool> {
     /// the lanes that (re)started.
     pub(crate) chain: [[u8; 16]; MAX_LANES],
     /// Fused CRC only: each lane's CRC accumulator, the job's plaintext so
-    /// far folded to 128 bits. Zero when a lane takes a job; a backend
-    /// stores its accumulators here before `end_run`, which hands a
-    /// finished lane's value to its job.
+    /// far folded to 128 bits. The job's seed (`CrcRequest::seed`) when a
+    /// lane takes a job; a backend stores its accumulators here before
+    /// `end_run`, which hands a finished lane's value to its job.
     pub(crate) crc: [[u8; 16]; MAX_LANES],
-    /// Fused CRC only: what a lane that just took a job XORs into its
-    /// first plaintext block before folding it into `crc`: the job's CRC
-    /// register (`CrcRequest::first_block_mask`), or zero for a job without
-    /// a CRC request and for every lane that did not just start.
-    pub(crate) crc_first: [[u8; 16]; MAX_LANES],
 }
 
 impl<'s, 'j, 'b, const CRC: bool> Scheduler<'s, 'j, 'b, CRC> {
     /// A scheduler for `lane_count` lanes (at most `MAX_LANES`), lane `i`
-    /// starting `i * stagger` steps late. The lanes that start at once are
-    /// in `started()`.
+    /// starting `i * stagger` steps late.
     pub(crate) fn new(
         jobs: &'j mut [Job<'b>],
         lane_count: usize,
@@ -147,7 +142,6 @@ impl<'s, 'j, 'b, const CRC: bool> Scheduler<'s, 'j, 'b, CRC> {
             _scratch: core::marker::PhantomData,
             chain: [[0; 16]; MAX_LANES],
             crc: [[0; 16]; MAX_LANES],
-            crc_first: [[0; 16]; MAX_LANES],
         };
         sched.next = sched.next_nonempty(0);
         for lane in 0..count {
@@ -156,16 +150,6 @@ impl<'s, 'j, 'b, const CRC: bool> Scheduler<'s, 'j, 'b, CRC> {
         }
         sched.take_ready_lanes();
         sched
-    }
-
-    /// The lanes that took a job at the latest `end_run` (or `new`): their
-    /// `chain` is the job's IV, their `crc` zero and their `crc_first` set.
-    #[cfg_attr(
-        not(target_arch = "x86_64"),
-        allow(dead_code, reason = "only the VAES-512 backend fuses the CRC")
-    )]
-    pub(crate) fn started(&self) -> u64 {
-        self.started
     }
 
     /// The number of steps of the next run, or 0 when every job is done.
@@ -221,11 +205,6 @@ impl<'s, 'j, 'b, const CRC: bool> Scheduler<'s, 'j, 'b, CRC> {
     /// jobs. Returns the lanes that took a job.
     pub(crate) fn end_run(&mut self) -> u64 {
         self.now += core::mem::take(&mut self.run);
-        if CRC {
-            for lane in lanes(self.started) {
-                self.crc_first[lane] = [0; 16];
-            }
-        }
         while let Some((end, lane)) = self.ends.first()
             && end == self.now
         {
@@ -263,11 +242,10 @@ impl<'s, 'j, 'b, const CRC: bool> Scheduler<'s, 'j, 'b, CRC> {
                 .push(self.now + self.jobs[job].io.len() / 16, lane);
             self.chain[lane] = self.jobs[job].iv;
             if CRC {
-                self.crc[lane] = [0; 16];
-                self.crc_first[lane] = self.jobs[job]
+                self.crc[lane] = self.jobs[job]
                     .crc
                     .as_ref()
-                    .map_or([0; 16], |crc| crc.first_block_mask());
+                    .map_or([0; 16], CrcRequest::seed);
             }
             let (src, dst) = self.jobs[job].io.ptrs();
             self.src[lane] = src.wrapping_sub(16 * self.now);

@@ -419,17 +419,7 @@ pub(super) fn cbc_encrypt_multi_crc(
         // SAFETY: as above.
         unsafe { by_rounds!(keys, cbc_multi_crc::<NR, LANE_REGS>(&keys.enc, &mut sched)) }
     }
-    for job in jobs.iter_mut() {
-        let Some(crc) = &mut job.crc else { continue };
-        let input = job.io.input();
-        let full = input.len() & !15;
-        crc.value = Some(if full == 0 {
-            // No whole block: the job never reached a lane.
-            crate::kernel::crc::crc32(crc.initial, input)
-        } else {
-            x86_crc::finish(token.clmul(), &crc.fold, &input[full..])
-        });
-    }
+    x86_crc::finish_jobs(token.clmul(), jobs);
 }
 
 /// Lanes 4g .. 4g + 4 of a per-lane state array, as register g.
@@ -539,7 +529,10 @@ unsafe fn cbc_multi<const NR: usize, const REGS: usize>(
 }
 
 /// [`cbc_multi`] that also folds every lane's plaintext into its CRC
-/// accumulator, XORing a starting lane's `crc_first` into its first block.
+/// accumulator, which starts from the job's seed (`CrcRequest::seed`).
+/// The fold comes before the AES rounds in program order, so the plaintext
+/// registers are free during the rounds: with 32 lanes they would
+/// otherwise spill (measured slower).
 ///
 /// # Safety
 /// As [`cbc_multi`], and the CPU must have VPCLMULQDQ.
@@ -554,79 +547,32 @@ unsafe fn cbc_multi_crc<const NR: usize, const REGS: usize>(
     let fold = _mm512_broadcast_i32x4(_mm_set_epi64x(FOLD_128[1] as i64, FOLD_128[0] as i64));
     let mut chain = load_lanes::<REGS>(&sched.chain);
     let mut acc = load_lanes::<REGS>(&sched.crc);
-    let mut started = sched.started() != 0;
     loop {
         let steps = sched.begin_run();
         if steps == 0 {
             break;
         }
-        let mut step = 0;
-        if started {
-            // The first step on its own, so that the loop has no XOR with
-            // `crc_first`, and loaded here, so that it does not hold
-            // registers through the loop.
-            let first = load_lanes::<REGS>(&sched.crc_first);
-            // SAFETY: inside the run, `0 < steps`.
-            unsafe { crc_step::<NR, REGS, true>(&k, fold, sched, 0, &mut chain, &mut acc, &first) };
-            step = 1;
-        }
-        let no_first = [_mm512_setzero_si512(); REGS];
-        while step < steps {
+        for step in 0..steps {
             // SAFETY: inside the run, `step < steps`.
-            unsafe {
-                crc_step::<NR, REGS, false>(&k, fold, sched, step, &mut chain, &mut acc, &no_first)
-            };
-            step += 1;
+            let plain = unsafe { gather::<REGS, true>(sched, step) };
+            let mut x: [__m512i; REGS] = core::array::from_fn(|g| {
+                _mm512_ternarylogic_epi64::<0x96>(plain[g], chain[g], k[0])
+            });
+            for g in 0..REGS {
+                acc[g] = fold_crc(acc[g], fold, plain[g]);
+            }
+            encrypt_rounds::<NR, REGS>(&k, &mut x);
+            // SAFETY: as above; the blocks were read by `gather`.
+            unsafe { scatter(sched, step, &x) };
+            chain = x;
         }
         store_lanes(&mut sched.chain, &chain);
         store_lanes(&mut sched.crc, &acc);
-        started = sched.end_run() != 0;
-        if started {
+        if sched.end_run() != 0 {
             chain = load_lanes(&sched.chain);
             acc = load_lanes(&sched.crc);
         }
     }
-}
-
-/// One step of [`cbc_multi_crc`]: every lane gathers its plaintext block,
-/// encrypts it chained with `chain`, folds it into its CRC accumulator
-/// (XORed with `first` in a `FIRST` step) and scatters the ciphertext,
-/// which becomes the new chain. The fold comes before the AES rounds in
-/// program order, so the plaintext registers are free during the rounds:
-/// with 32 lanes they would otherwise spill (measured slower).
-///
-/// # Safety
-/// As [`gather`] and [`scatter`].
-#[allow(clippy::too_many_arguments, reason = "one inlined loop body")]
-#[inline]
-#[target_feature(
-    enable = "aes,ssse3,sse4.1,avx,avx2,vaes,avx512f,avx512bw,avx512vl,pclmulqdq,vpclmulqdq"
-)]
-unsafe fn crc_step<const NR: usize, const REGS: usize, const FIRST: bool>(
-    k: &[__m512i; MAX_ROUND_KEYS],
-    fold: __m512i,
-    sched: &Scheduler<'_, '_, '_, true>,
-    step: usize,
-    chain: &mut [__m512i; REGS],
-    acc: &mut [__m512i; REGS],
-    first: &[__m512i; REGS],
-) {
-    // SAFETY: the caller's contract.
-    let plain = unsafe { gather::<REGS, true>(sched, step) };
-    let mut x: [__m512i; REGS] =
-        core::array::from_fn(|g| _mm512_ternarylogic_epi64::<0x96>(plain[g], chain[g], k[0]));
-    for g in 0..REGS {
-        let block = if FIRST {
-            _mm512_xor_si512(plain[g], first[g])
-        } else {
-            plain[g]
-        };
-        acc[g] = fold_crc(acc[g], fold, block);
-    }
-    encrypt_rounds::<NR, REGS>(k, &mut x);
-    // SAFETY: the caller's contract; the blocks were read by `gather`.
-    unsafe { scatter(sched, step, &x) };
-    *chain = x;
 }
 
 /// The four CRC accumulators of `acc` folded forward by one block, XORed
