@@ -205,10 +205,10 @@ impl CrcRequest {
             value: None,
             fold: [0; 16],
         };
-        // Right-aligned, byte by byte: at most 16 bytes, and no call to
-        // memcpy for a length known only at run time.
-        for (to, from) in request.prefix.iter_mut().rev().zip(kept.iter().rev()) {
-            *to = *from;
+        // One 16-byte move for a whole block (a data page's header).
+        match kept.try_into() {
+            Ok(block) => request.prefix = block,
+            Err(_) => request.prefix[PREFIX_MAX - kept.len()..].copy_from_slice(kept),
         }
         request
     }
@@ -236,16 +236,14 @@ impl CrcRequest {
     pub(crate) fn seed(&self) -> [u8; 16] {
         let register = !self.initial;
         let p = self.prefix_len;
-        let mut block = self.prefix;
-        if p >= 4 {
-            let at = PREFIX_MAX - p;
-            let head = u32::from_le_bytes(block[at..at + 4].try_into().expect("four bytes"));
-            block[at..at + 4].copy_from_slice(&(head ^ register).to_le_bytes());
-            block
+        // Whole-register arithmetic: a 4-byte store into the block read
+        // back as 16 bytes would stall store-to-load forwarding.
+        let term = if p >= 4 {
+            u128::from(register) << (8 * (PREFIX_MAX - p))
         } else {
-            let term = clmul64(u64::from(register), consts::BACK_FOLD[p]);
-            (u128::from_le_bytes(block) ^ term).to_le_bytes()
-        }
+            clmul64(u64::from(register), consts::BACK_FOLD[p])
+        };
+        (u128::from_le_bytes(self.prefix) ^ term).to_le_bytes()
     }
 }
 
