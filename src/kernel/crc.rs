@@ -162,7 +162,7 @@ pub(crate) mod consts {
 
 /// zlib's `crc32(initial, data)` through `crc32fast`: what every path that
 /// does not fuse the CRC computes, and the reference for the one that does.
-pub(crate) fn crc32(initial: u32, data: &[u8]) -> u32 {
+fn crc32(initial: u32, data: &[u8]) -> u32 {
     let mut hasher = crc32fast::Hasher::new_with_initial(initial);
     hasher.update(data);
     hasher.finalize()
@@ -176,7 +176,7 @@ const PREFIX_MAX: usize = 16;
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct CrcRequest {
     /// zlib's running value the CRC continues from, before the prefix.
-    pub(crate) initial: u32,
+    initial: u32,
     /// The bytes the CRC covers before the job's input, in the last
     /// `prefix_len` bytes.
     prefix: [u8; PREFIX_MAX],
@@ -228,9 +228,9 @@ impl CrcRequest {
     /// `s·x^(8p−32) + prefix` for the register `s` (zlib's value inverted)
     /// and a prefix of `p` bytes (see the module documentation).
     ///
-    /// The prefix, right-aligned in the block, is already `prefix`. With
-    /// `p ≥ 4` the register term is `s` XORed into the prefix's first four
-    /// bytes. With `p < 4` it is `s·x^96` (the register in the block's first
+    /// The prefix term is the prefix itself, right-aligned in the block.
+    /// With `p ≥ 4` the register term is `s` XORed into the prefix's first
+    /// four bytes. With `p < 4` it is `s·x^96` (the register in the block's first
     /// four bytes) folded back by `128 − 8p` bits: one carry-less product,
     /// since the block's second quadword is zero.
     pub(crate) fn seed(&self) -> [u8; 16] {
@@ -249,7 +249,7 @@ impl CrcRequest {
 
 /// The 64×64-bit carry-less product, as PCLMULQDQ computes it; portable,
 /// for the few products made once per job.
-pub(crate) fn clmul64(a: u64, b: u64) -> u128 {
+fn clmul64(a: u64, b: u64) -> u128 {
     (0..64)
         .filter(|i| (b >> i) & 1 == 1)
         .fold(0, |r, i| r ^ (u128::from(a) << i))
