@@ -389,16 +389,15 @@ impl TableCipher {
         // need it.
         let key = version.and_then(|v| Ok((v, self.page_key(v)?)));
         let mut results = Vec::with_capacity(pages.len());
-        // The checksum covers [0, crc_end) of the plaintext with the key
-        // version zeroed. For every encrypted page kind crc_end is the end
-        // of the body, so it is the header bytes followed by the body: the
+        // The checksum covers the header with the key version zeroed and
+        // then the body (`crc_end == body.end` for every page kind): the
         // kernel computes it as the CRC of the body with the header as its
         // prefix, while it encrypts the body (the VAES-512 CBC batch inside
         // its SIMD lanes). The checksum slot is past the body, so storing
         // it after encryption gives the same bytes as storing it before.
         let mut jobs = Vec::with_capacity(pages.len());
-        // Per job: where its checksum goes, if the kernel computes it.
-        let mut crc_slots: Vec<Option<&mut [u8]>> = Vec::with_capacity(pages.len());
+        // Per job: where its checksum goes.
+        let mut crc_slots = Vec::with_capacity(pages.len());
         for page in pages.iter_mut() {
             let layout = match self.classify(file, page.number, page.data) {
                 Ok(PageKind::Encrypted(layout)) => layout,
@@ -418,42 +417,17 @@ impl TableCipher {
                     continue;
                 }
             };
+            debug_assert_eq!(layout.crc_end, layout.body.end);
             let data = &mut *page.data;
-            let kernel_crc = layout.crc_end == layout.body.end;
-            // A 16-byte header (head and tail pages) is read once and its
-            // key version zeroed in a register: zeroing it in the page and
-            // reading the header back whole would stall store-to-load
-            // forwarding, once per page.
-            let header16 = data
-                .first_chunk::<16>()
-                .filter(|_| kernel_crc && layout.body.start == 16)
-                .map(|head| {
-                    let version_mask = u128::from(u32::MAX) << (8 * layout.key_version_at);
-                    (u128::from_le_bytes(*head) & !version_mask).to_le_bytes()
-                });
-            if header16.is_none() {
-                write_le32(data, layout.key_version_at, 0);
-            }
+            let header = layout.checksummed_header(data);
             let iv = page_iv(self.crypt.space, page.number, data);
-            if !kernel_crc {
-                // Not a layout Aria has; kept correct all the same.
-                let crc = page_crc(page.number, &data[..layout.crc_end]);
-                let bs = data.len();
-                write_le32(data, bs - CRC_LEN, crc);
-            }
             let (head, rest) = data.split_at_mut(layout.body.start);
             let (body, after) = rest.split_at_mut(layout.body.len());
-            let job = Job::in_place(iv, body);
-            if kernel_crc {
-                // The prefix is copied here, before the version is stamped.
-                let prefix = header16.as_ref().map_or(&*head, |h| &h[..]);
-                jobs.push(job.with_prefixed_crc(page.number, prefix));
-                let slot_at = after.len() - CRC_LEN;
-                crc_slots.push(Some(&mut after[slot_at..]));
-            } else {
-                jobs.push(job);
-                crc_slots.push(None);
-            }
+            jobs.push(
+                Job::in_place(iv, body).with_prefixed_crc(page.number, &header[..head.len()]),
+            );
+            let slot_at = after.len() - CRC_LEN;
+            crc_slots.push(&mut after[slot_at..]);
             write_le32(head, layout.key_version_at, version);
             results.push(Ok(PageStatus::Encrypted {
                 key_version: version,
@@ -462,7 +436,8 @@ impl TableCipher {
         let Ok((_, aes)) = key else { return results };
         aes.encrypt_batch(self.mode, &mut jobs);
         for (job, slot) in jobs.iter().zip(crc_slots) {
-            if let (Some(slot), Some(crc)) = (slot, job.crc()) {
+            // Every job asked for its checksum.
+            if let Some(crc) = job.crc() {
                 slot.copy_from_slice(&page_crc_finish(crc).to_le_bytes());
             }
         }

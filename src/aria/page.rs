@@ -70,14 +70,49 @@ pub struct Layout {
     pub key_version_at: usize,
     /// The encrypted bytes (empty when an index page holds only its header).
     pub body: Range<usize>,
-    /// The checksum covers `[0, crc_end)` of the plaintext.
+    /// The checksum covers `[0, crc_end)` of the plaintext: for every kind
+    /// Aria has, the header and then the body (`crc_end == body.end`).
     pub crc_end: usize,
 }
+
+/// Room for the longest page header (21 bytes, a transactional index page).
+pub(crate) const HEADER_MAX: usize = 32;
 
 impl Layout {
     /// The key version stamped in `page`.
     pub fn key_version(&self, page: &[u8]) -> u32 {
         read_le32(page, self.key_version_at)
+    }
+
+    /// The first `HEADER_MAX` bytes of `page` as the checksum reads them,
+    /// with the key version zeroed; the header is the first `body.start`.
+    /// Masked in registers instead of zeroed in the page: a 4-byte store
+    /// read back as 16 bytes (the CRC prefix) would stall store-to-load
+    /// forwarding once per page.
+    pub(crate) fn checksummed_header(&self, page: &[u8]) -> [u8; HEADER_MAX] {
+        let bytes = page
+            .first_chunk::<HEADER_MAX>()
+            .copied()
+            .unwrap_or_else(|| {
+                let mut short = [0; HEADER_MAX];
+                short[..page.len()].copy_from_slice(page);
+                short
+            });
+        let lo = u128::from_le_bytes(core::array::from_fn(|i| bytes[i]));
+        let hi = u128::from_le_bytes(core::array::from_fn(|i| bytes[16 + i]));
+        // The version's 32 bits at bit 8·at of the 256-bit header, split
+        // over its two halves.
+        let field = u128::from(u32::MAX);
+        let shift = 8 * self.key_version_at as u32;
+        let lo_mask = field.checked_shl(shift).unwrap_or(0);
+        let hi_mask = match shift.checked_sub(128) {
+            Some(above) => field.checked_shl(above).unwrap_or(0),
+            None => field.checked_shr(128 - shift).unwrap_or(0),
+        };
+        let mut header = [0; HEADER_MAX];
+        header[..16].copy_from_slice(&(lo & !lo_mask).to_le_bytes());
+        header[16..].copy_from_slice(&(hi & !hi_mask).to_le_bytes());
+        header
     }
 }
 
@@ -237,5 +272,37 @@ pub(crate) fn page_crc_finish(crc: u32) -> u32 {
     match crc {
         0xffff_fffe | 0xffff_ffff => 0xffff_fffd,
         crc => crc,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The register masking gives what zeroing the version in a copy gives,
+    /// for every position a version field can take in the first 32 bytes
+    /// (Aria's are 7, 8, 12 and 13), and for a page shorter than 32 bytes.
+    #[test]
+    fn checksummed_header_zeroes_exactly_the_version() {
+        let page: Vec<u8> = (0..64u8).map(|b| b.wrapping_mul(37) | 1).collect();
+        for at in 0..=HEADER_MAX - 4 {
+            let layout = Layout {
+                kind: EncryptedKind::Head,
+                key_version_at: at,
+                body: 16..60,
+                crc_end: 60,
+            };
+            for len in [64, 31, 20] {
+                let mut expected = [0u8; HEADER_MAX];
+                let n = len.min(HEADER_MAX);
+                expected[..n].copy_from_slice(&page[..n]);
+                expected[at..at + 4].fill(0);
+                assert_eq!(
+                    layout.checksummed_header(&page[..len]),
+                    expected,
+                    "version at {at}, page of {len} bytes"
+                );
+            }
+        }
     }
 }
