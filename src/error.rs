@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::aria::PageFile;
 use crate::kernel::Backend;
@@ -36,7 +37,8 @@ pub enum Error {
     },
     /// A key file that cannot be used.
     KeyFile {
-        /// The key file (or a description of where the text came from).
+        /// The key file (or a description of where the text came from);
+        /// empty for a key file parsed from memory.
         path: PathBuf,
         /// 1-based line number, when the fault is on one line.
         line: Option<usize>,
@@ -54,6 +56,18 @@ pub enum Error {
         key_id: u32,
         /// The version asked for.
         version: u32,
+    },
+    /// The key provider failed: it cannot tell whether it has the key (an
+    /// unreachable KMS, a refused request). Not the same as
+    /// [`KeyNotFound`](Error::KeyNotFound): nothing is known to be absent.
+    /// The provider's own error is the [`source`](std::error::Error::source).
+    KeyProvider {
+        /// The key id asked for.
+        key_id: u32,
+        /// The version asked for; `None` when the latest was asked for.
+        version: Option<u32>,
+        /// The provider's error.
+        source: ProviderError,
     },
     /// A `.MAI` file header that cannot be parsed.
     Header {
@@ -162,8 +176,20 @@ pub enum PageFault {
         /// The version.
         version: u32,
     },
+    /// The key provider failed while asked for this key (see
+    /// [`Error::KeyProvider`]); the provider's error is the
+    /// [`source`](std::error::Error::source) of the page's [`Error`].
+    KeyProvider {
+        /// The key id.
+        key_id: u32,
+        /// The version; `None` when the latest was asked for.
+        version: Option<u32>,
+        /// The provider's error.
+        source: ProviderError,
+    },
     /// The checksum of the decrypted page does not match: a wrong key, a
-    /// wrong algorithm (CBC/CTR) or a corrupt page.
+    /// wrong algorithm (CBC/CTR) or a corrupt page. [`crate::diagnose`]
+    /// tells them apart.
     Checksum {
         /// The CRC stored in the page.
         stored: u32,
@@ -208,7 +234,11 @@ impl fmt::Display for Error {
             }
             Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
             Error::KeyFile { path, line, fault } => {
-                write!(f, "{}", path.display())?;
+                if path.as_os_str().is_empty() {
+                    f.write_str("key file")?;
+                } else {
+                    write!(f, "{}", path.display())?;
+                }
                 if let Some(line) = line {
                     write!(f, " line {line}")?;
                 }
@@ -217,6 +247,17 @@ impl fmt::Display for Error {
             Error::KeyNotFound { key_id } => write!(f, "no key with id {key_id}"),
             Error::KeyVersionNotFound { key_id, version } => {
                 write!(f, "key id {key_id} has no version {version}")
+            }
+            Error::KeyProvider {
+                key_id,
+                version,
+                source,
+            } => {
+                write!(f, "key provider failed for key id {key_id}")?;
+                if let Some(version) = version {
+                    write!(f, " version {version}")?;
+                }
+                write!(f, ": {source}")
             }
             Error::Header { path, fault } => {
                 if let Some(path) = path {
@@ -310,6 +351,17 @@ impl fmt::Display for PageFault {
             PageFault::KeyUnavailable { key_id, version } => {
                 write!(f, "key id {key_id} version {version} is not available")
             }
+            PageFault::KeyProvider {
+                key_id,
+                version,
+                source,
+            } => {
+                write!(f, "key provider failed for key id {key_id}")?;
+                if let Some(version) = version {
+                    write!(f, " version {version}")?;
+                }
+                write!(f, ": {source}")
+            }
             PageFault::Checksum { stored, computed } => write!(
                 f,
                 "checksum mismatch after decryption (stored {stored:08x}, computed {computed:08x}): wrong key, wrong algorithm or corrupt page"
@@ -329,7 +381,194 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io { source, .. } => Some(source),
+            Error::KeyProvider { source, .. }
+            | Error::Page {
+                fault: PageFault::KeyProvider { source, .. },
+                ..
+            } => Some(source.get_ref()),
             _ => None,
         }
     }
 }
+
+/// What kind of problem an [`Error`] is, to branch on without matching
+/// the nested `#[non_exhaustive]` enums.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A caller's mistake: a key or buffer of the wrong length, an unknown
+    /// backend or algorithm name, a backend this CPU cannot run, a page
+    /// buffer that is not one block, a geometry no table can have.
+    InvalidInput,
+    /// Reading or writing a file failed.
+    Io,
+    /// A key file that cannot be used.
+    KeyFile,
+    /// The provider does not have the key id or version (for a page: the
+    /// one the table uses or the one stamped in it).
+    KeyNotFound,
+    /// The provider failed to answer; the cause is the error's `source()`.
+    KeyProvider,
+    /// A `.MAI` header that cannot be parsed, or a table that is not
+    /// encrypted.
+    Header,
+    /// A page's checksum does not match after decryption: a wrong key, a
+    /// wrong algorithm or a damaged page ([`crate::diagnose`] tells which).
+    Checksum,
+    /// A page whose own bytes are impossible (a key version of 0 or
+    /// 0xFFFFFFFF, an index `page_used` out of range): damaged.
+    PageDamaged,
+}
+
+impl Error {
+    /// What kind of problem this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::KeyLength(_)
+            | Error::LengthMismatch { .. }
+            | Error::NotBlockAligned(_)
+            | Error::UnsupportedBackend(_)
+            | Error::UnknownBackend(_)
+            | Error::UnknownMode(_) => ErrorKind::InvalidInput,
+            Error::Io { .. } => ErrorKind::Io,
+            Error::KeyFile { .. } => ErrorKind::KeyFile,
+            Error::KeyNotFound { .. } | Error::KeyVersionNotFound { .. } => ErrorKind::KeyNotFound,
+            Error::KeyProvider { .. } => ErrorKind::KeyProvider,
+            Error::Header { .. } => ErrorKind::Header,
+            Error::Page { fault, .. } => match fault {
+                PageFault::Size { .. } | PageFault::BlockSize(_) => ErrorKind::InvalidInput,
+                PageFault::NoKey { .. } | PageFault::KeyUnavailable { .. } => {
+                    ErrorKind::KeyNotFound
+                }
+                PageFault::KeyProvider { .. } => ErrorKind::KeyProvider,
+                PageFault::Checksum { .. } => ErrorKind::Checksum,
+                PageFault::KeyVersion(_) | PageFault::PageUsed { .. } => ErrorKind::PageDamaged,
+            },
+        }
+    }
+
+    /// Whether the keys are the problem for certain: a key id or version
+    /// the provider does not have, a provider that failed, or a key file
+    /// that cannot be used. A checksum mismatch is not counted: it may be
+    /// a wrong key or a damaged page ([`crate::diagnose`] tells which).
+    pub fn is_key_problem(&self) -> bool {
+        matches!(
+            self.kind(),
+            ErrorKind::KeyNotFound | ErrorKind::KeyProvider | ErrorKind::KeyFile
+        )
+    }
+
+    /// What is wrong with the page, for an error about one page.
+    pub fn page_fault(&self) -> Option<&PageFault> {
+        match self {
+            Error::Page { fault, .. } => Some(fault),
+            _ => None,
+        }
+    }
+
+    /// The file and page number, for an error about one page.
+    pub fn page(&self) -> Option<(PageFile, u32)> {
+        match self {
+            Error::Page { file, page, .. } => Some((*file, *page)),
+            _ => None,
+        }
+    }
+
+    /// The file the error is about, when known.
+    pub fn path(&self) -> Option<&std::path::Path> {
+        match self {
+            Error::Io { path, .. } => Some(path),
+            Error::KeyFile { path, .. } => (!path.as_os_str().is_empty()).then_some(path.as_path()),
+            Error::Header { path, .. } | Error::Page { path, .. } => path.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// A provider failure for `key_id` (at `version`, or its latest when
+    /// `None`) caused by `error`: what a [`KeyProvider`](crate::keys::KeyProvider)
+    /// returns when its backend fails.
+    pub fn key_provider(
+        key_id: u32,
+        version: Option<u32>,
+        error: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Error::KeyProvider {
+            key_id,
+            version,
+            source: ProviderError::new(error),
+        }
+    }
+}
+
+impl PageFault {
+    /// The page fault for a key lookup of `key_id` at `version` (`None`:
+    /// the latest) that failed with `error`: an absent key id or version
+    /// stays absent, anything else is a provider failure that keeps its
+    /// cause.
+    pub(crate) fn from_key_error(error: Error, key_id: u32, version: Option<u32>) -> Self {
+        match error {
+            Error::KeyNotFound { key_id } => PageFault::NoKey { key_id },
+            Error::KeyVersionNotFound { key_id, version } => {
+                PageFault::KeyUnavailable { key_id, version }
+            }
+            Error::KeyProvider {
+                key_id,
+                version,
+                source,
+            } => PageFault::KeyProvider {
+                key_id,
+                version,
+                source,
+            },
+            other => PageFault::KeyProvider {
+                key_id,
+                version,
+                source: ProviderError::new(other),
+            },
+        }
+    }
+}
+
+/// A key provider's own error, kept as the cause of an [`Error`]. Cheap to
+/// clone (shared), so page faults stay `Clone`; two are equal only if one
+/// is a clone of the other.
+#[derive(Clone)]
+pub struct ProviderError(Arc<dyn std::error::Error + Send + Sync + 'static>);
+
+impl ProviderError {
+    /// Wraps a provider's error (any error type, or a message).
+    pub fn new(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        ProviderError(Arc::from(error.into()))
+    }
+
+    /// The provider's error, to downcast or walk its own sources.
+    pub fn get_ref(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.0
+    }
+}
+
+impl fmt::Debug for ProviderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for ProviderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+impl std::error::Error for ProviderError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl PartialEq for ProviderError {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for ProviderError {}

@@ -258,7 +258,7 @@ fn synthetic(dir: &Path, pages: u32) -> PathBuf {
     let table = dir.join("big");
     std::fs::copy(case.join("t1.MAI"), table.with_extension("MAI")).unwrap();
     std::fs::copy(case.join("keys.txt"), dir.join("keys.txt")).unwrap();
-    let header = TableHeader::read(&case.join("t1.MAI")).unwrap();
+    let header = TableHeader::read(case.join("t1.MAI")).unwrap();
     let provider = FileKeyProvider::from_path(case.join("keys.txt"), None).unwrap();
     let cipher = TableCipher::for_table(&header, Mode::Cbc, Arc::new(provider)).unwrap();
     let bs = 8192;

@@ -74,7 +74,7 @@ fn tables(case: &Case) -> Vec<PathBuf> {
         .iter()
         .map(|t| case.dir.join(t.as_str().unwrap()))
         .filter(|t| {
-            TableHeader::read(&t.with_extension("MAI"))
+            TableHeader::read(t.with_extension("MAI"))
                 .unwrap()
                 .is_encrypted()
         })
@@ -268,7 +268,7 @@ fn wrong_key_id_or_algorithm_fails_and_changes_nothing() {
         let Some(table) = tables(&case).into_iter().next() else {
             continue;
         };
-        let header = TableHeader::read(&table.with_extension("MAI")).unwrap();
+        let header = TableHeader::read(table.with_extension("MAI")).unwrap();
         let right = TableCipher::for_table(&header, mode(&case), provider.clone()).unwrap();
         let other_mode = if mode(&case) == Mode::Cbc {
             Mode::Ctr

@@ -499,7 +499,7 @@ fn damaged_index_file_headers() {
     std::fs::remove_dir_all(&dir).unwrap();
 
     // An unencrypted table has no crypt block, no cipher, nothing to write.
-    let plain = TableHeader::read(&fixtures().join("datadir/db1/dyn1.MAI")).unwrap();
+    let plain = TableHeader::read(fixtures().join("datadir/db1/dyn1.MAI")).unwrap();
     assert!(!plain.is_encrypted());
     let e = TableCipher::for_table(&plain, Mode::Cbc, file_provider("cbc_trans_256")).unwrap_err();
     assert!(
@@ -870,7 +870,7 @@ fn key_versions_keys_and_algorithm() {
     // The temporary table written with key 2, read with a key file without
     // key 2: the policy falls back to key 1, and every page fails its CRC.
     let tmp = fixtures().join("tmp_key2");
-    let header = TableHeader::read(&tmp.join("tmp1.MAI")).unwrap();
+    let header = TableHeader::read(tmp.join("tmp1.MAI")).unwrap();
     let only_1 =
         FileKeyProvider::parse(format!("1;{K1}\n").as_bytes(), None, Path::new("k")).unwrap();
     let cipher = TableCipher::for_table(&header, Mode::Cbc, Arc::new(only_1)).unwrap();
@@ -1286,7 +1286,7 @@ fn missing_files_and_failed_rekey_change_nothing() {
     // A table directory with only the .MAD: the header cannot be read.
     let dir = unique_dir("missing");
     std::fs::copy(fixtures().join("cbc_trans_256/t1.MAD"), dir.join("t1.MAD")).unwrap();
-    let e = TableHeader::read(&dir.join("t1.MAI")).unwrap_err();
+    let e = TableHeader::read(dir.join("t1.MAI")).unwrap_err();
     assert!(
         matches!(&e, Error::Io { path, source } if *path == dir.join("t1.MAI") && source.kind() == std::io::ErrorKind::NotFound)
     );
@@ -1303,7 +1303,7 @@ fn missing_files_and_failed_rekey_change_nothing() {
     // `with_files`); std::fs gives NotFound for it.
     std::fs::remove_file(dir.join("t1.MAD")).unwrap();
     std::fs::copy(fixtures().join("cbc_trans_256/t1.MAI"), dir.join("t1.MAI")).unwrap();
-    assert!(TableHeader::read(&dir.join("t1.MAI")).is_ok());
+    assert!(TableHeader::read(dir.join("t1.MAI")).is_ok());
     assert_eq!(
         std::fs::read(dir.join("t1.MAD")).unwrap_err().kind(),
         std::io::ErrorKind::NotFound
@@ -1427,7 +1427,7 @@ fn plaintext_pages(
     provider: Arc<dyn KeyProvider>,
 ) -> (TableHeader, Vec<(PageFile, u32, Vec<u8>)>) {
     let dir = fixtures().join(case);
-    let header = TableHeader::read(&dir.join("t1.MAI")).unwrap();
+    let header = TableHeader::read(dir.join("t1.MAI")).unwrap();
     let cipher = TableCipher::for_table(&header, Mode::Cbc, provider).unwrap();
     let bs = header.geometry.block_size as usize;
     let mut pages = Vec::new();

@@ -134,7 +134,9 @@ impl TableCipher {
     /// use (see [`policy::key_id`]).
     ///
     /// # Errors
-    /// [`Error::Header`] if the table is not encrypted.
+    /// [`Error::Header`] if the table is not encrypted;
+    /// [`Error::KeyProvider`] if the provider fails to say whether it has
+    /// the temporary-table key (see [`policy::try_key_id`]).
     pub fn for_table(
         header: &TableHeader,
         mode: Mode,
@@ -144,7 +146,7 @@ impl TableCipher {
             path: None,
             fault: HeaderFault::NotEncrypted,
         })?;
-        let key_id = policy::key_id(TableKind::of(header), &*provider);
+        let key_id = policy::try_key_id(TableKind::of(header), &*provider)?;
         Ok(Self::new(header.geometry, crypt, key_id, mode, provider))
     }
 
@@ -217,13 +219,13 @@ impl TableCipher {
     /// write.
     ///
     /// # Errors
-    /// [`Error::KeyNotFound`] if the provider has no such key id, or
+    /// [`Error::KeyNotFound`] if the provider has no such key id,
     /// [`Error::KeyVersionNotFound`] if its latest version is 0 or
-    /// 0xFFFFFFFF.
+    /// 0xFFFFFFFF, [`Error::KeyProvider`] if the provider failed.
     pub fn latest_version(&self) -> Result<u32, Error> {
         let version = self
             .provider
-            .latest_version(self.key_id)
+            .try_latest_version(self.key_id)?
             .ok_or(Error::KeyNotFound {
                 key_id: self.key_id,
             })?;
@@ -258,13 +260,8 @@ impl TableCipher {
         if !is_valid_version(version) {
             return Err(PageFault::KeyVersion(version));
         }
-        self.local_key(version).map_err(|e| match e {
-            Error::KeyNotFound { key_id } => PageFault::NoKey { key_id },
-            _ => PageFault::KeyUnavailable {
-                key_id: self.key_id,
-                version,
-            },
-        })
+        self.local_key(version)
+            .map_err(|e| PageFault::from_key_error(e, self.key_id, Some(version)))
     }
 
     fn classify(&self, file: PageFile, page_no: u32, page: &[u8]) -> Result<PageKind, Error> {
@@ -361,8 +358,11 @@ impl TableCipher {
         pages: &mut [PageRef<'_>],
     ) -> Vec<Result<PageStatus, Error>> {
         // As the server: the latest version of the key on every write.
-        let version = self.latest_version().map_err(|_| PageFault::NoKey {
-            key_id: self.key_id,
+        let version = self.latest_version().map_err(|e| match e {
+            Error::KeyProvider { .. } => PageFault::from_key_error(e, self.key_id, None),
+            _ => PageFault::NoKey {
+                key_id: self.key_id,
+            },
         });
         self.encrypt_with_version(file, pages, version)
     }

@@ -312,7 +312,8 @@ impl TableHeader {
     /// # Errors
     /// [`Error::Io`] if the file cannot be read, [`Error::Header`] (with the
     /// path) if it is not a valid Aria header.
-    pub fn read(path: &Path) -> Result<Self, Error> {
+    pub fn read(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let path = path.as_ref();
         let io = |source| Error::Io {
             path: path.to_path_buf(),
             source,

@@ -73,16 +73,24 @@ impl FileKeyProvider {
     /// path (of the secret file for [`KeyFileFault::Secret`]), the 1-based
     /// line where there is one, and the [`KeyFileFault`].
     pub fn from_path(path: impl AsRef<Path>, filekey: Option<&str>) -> Result<Self, Error> {
-        let path = path.as_ref();
-        let secret = resolve_filekey(filekey)?;
-        let bytes = read_key_file(path)?;
+        let (bytes, secret) = read_with_filekey(path.as_ref(), filekey)?;
         Self::parse(&bytes, Some(&secret), path)
     }
 
-    /// Parses the bytes of a key file. Pure: no I/O; `origin` only names the
-    /// source in errors. `filekey_secret` is the resolved secret (not a
-    /// `FILE:` value); like the server, it ends at its first NUL byte, and an
-    /// empty one is no secret.
+    /// Parses the bytes of a key file held in memory (from a secret store,
+    /// a configuration blob). Pure: no I/O. `filekey_secret` is the
+    /// resolved secret (not a `FILE:` value); like the server, it ends at
+    /// its first NUL byte, and an empty one is no secret.
+    ///
+    /// # Errors
+    /// [`Error::KeyFile`] with an empty `path` (there is no file), the
+    /// fault and, for faults on one line, its 1-based number.
+    pub fn from_bytes(bytes: &[u8], filekey_secret: Option<&[u8]>) -> Result<Self, Error> {
+        Self::parse(bytes, filekey_secret, Path::new(""))
+    }
+
+    /// [`from_bytes`](Self::from_bytes) for bytes read from `origin`, which
+    /// names the source in errors.
     ///
     /// # Errors
     /// [`Error::KeyFile`] naming `origin`, with the fault and, for faults on
@@ -90,14 +98,20 @@ impl FileKeyProvider {
     pub fn parse(
         bytes: &[u8],
         filekey_secret: Option<&[u8]>,
-        origin: &Path,
+        origin: impl AsRef<Path>,
     ) -> Result<Self, Error> {
-        let text = Self::plaintext(bytes, filekey_secret, origin)?;
+        let origin = origin.as_ref();
         let mut keys = BTreeMap::new();
-        for entry in KeyLines::new(&text, LineSyntax::MariaDb) {
-            let entry = entry.map_err(|(line, fault)| key_file_error(origin, Some(line), fault))?;
-            keys.insert(entry.id, entry.key);
-        }
+        for_each_key_line(
+            bytes,
+            filekey_secret,
+            origin,
+            LineSyntax::MariaDb,
+            |entry| {
+                keys.insert(entry.id, entry.key);
+                Ok(())
+            },
+        )?;
         if !keys.contains_key(&1) {
             return Err(key_file_error(origin, None, KeyFileFault::MissingKey1));
         }
@@ -115,8 +129,9 @@ impl FileKeyProvider {
     pub fn plaintext(
         bytes: &[u8],
         filekey_secret: Option<&[u8]>,
-        origin: &Path,
+        origin: impl AsRef<Path>,
     ) -> Result<Zeroizing<Vec<u8>>, Error> {
+        let origin = origin.as_ref();
         let fail = |fault| key_file_error(origin, None, fault);
         if bytes.len() > MAX_FILE_SIZE {
             return Err(fail(KeyFileFault::TooLarge(bytes.len() as u64)));
@@ -183,6 +198,35 @@ pub(super) fn key_file_error(origin: &Path, line: Option<usize>, fault: KeyFileF
         line,
         fault,
     }
+}
+
+/// Bytes wiped on drop: key file text, secrets.
+type Secret = Zeroizing<Vec<u8>>;
+
+/// The bytes of the key file at `path` and the secret `filekey` names.
+pub(super) fn read_with_filekey(
+    path: &Path,
+    filekey: Option<&str>,
+) -> Result<(Secret, Secret), Error> {
+    let secret = resolve_filekey(filekey)?;
+    Ok((read_key_file(path)?, secret))
+}
+
+/// Hands each key line of a key file's bytes (decrypted and cut as
+/// [`FileKeyProvider::plaintext`] does) to `add`, in order; a faulty line
+/// becomes an [`Error::KeyFile`] naming `origin` and the line.
+pub(super) fn for_each_key_line(
+    bytes: &[u8],
+    filekey_secret: Option<&[u8]>,
+    origin: &Path,
+    syntax: LineSyntax,
+    mut add: impl FnMut(KeyLine) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let text = FileKeyProvider::plaintext(bytes, filekey_secret, origin)?;
+    for entry in KeyLines::new(&text, syntax) {
+        add(entry.map_err(|(line, fault)| key_file_error(origin, Some(line), fault))?)?;
+    }
+    Ok(())
 }
 
 /// The secret named by a `file_key_management_filekey` value: the value

@@ -33,36 +33,66 @@ pub const fn is_valid_version(version: u32) -> bool {
 /// Where keys come from. Implementations must be cheap to query: the page
 /// cipher asks for the latest version on every write batch (as the server
 /// does) and caches derived keys itself.
+///
+/// A provider tells a key it does not have from a failure to answer:
+/// - absent: [`try_latest_version`](Self::try_latest_version) returns
+///   `Ok(None)`, [`key`](Self::key) returns [`Error::KeyNotFound`] or
+///   [`Error::KeyVersionNotFound`];
+/// - failed (an unreachable KMS, a refused request): both return
+///   [`Error::KeyProvider`] (build it with [`Error::key_provider`]), which
+///   carries the provider's own error as its
+///   [`source`](std::error::Error::source).
+///
+/// A provider that can fail implements `try_latest_version`, and
+/// `latest_version` as `self.try_latest_version(key_id).ok().flatten()`.
+/// The library only calls `try_latest_version`; providers written before it
+/// existed get a default that cannot fail.
 pub trait KeyProvider: Send + Sync {
-    /// The latest version of `key_id`, or `None` if there is no such key.
+    /// The latest version of `key_id`, or `None` if there is no such key
+    /// (or, for a provider that can fail, if it failed: prefer
+    /// [`try_latest_version`](Self::try_latest_version)).
     fn latest_version(&self, key_id: u32) -> Option<u32>;
 
     /// The key material of `key_id` at `version`.
     ///
     /// # Errors
-    /// [`Error::KeyNotFound`] or [`Error::KeyVersionNotFound`].
+    /// [`Error::KeyNotFound`] or [`Error::KeyVersionNotFound`] when the
+    /// provider does not have the key, [`Error::KeyProvider`] when it
+    /// failed.
     fn key(&self, key_id: u32, version: u32) -> Result<KeyMaterial, Error>;
-}
 
-impl<P: KeyProvider + ?Sized> KeyProvider for std::sync::Arc<P> {
-    fn latest_version(&self, key_id: u32) -> Option<u32> {
-        (**self).latest_version(key_id)
-    }
-
-    fn key(&self, key_id: u32, version: u32) -> Result<KeyMaterial, Error> {
-        (**self).key(key_id, version)
-    }
-}
-
-impl<P: KeyProvider + ?Sized> KeyProvider for &P {
-    fn latest_version(&self, key_id: u32) -> Option<u32> {
-        (**self).latest_version(key_id)
-    }
-
-    fn key(&self, key_id: u32, version: u32) -> Result<KeyMaterial, Error> {
-        (**self).key(key_id, version)
+    /// The latest version of `key_id`: `Ok(None)` if the provider knows it
+    /// has no such key. The default asks
+    /// [`latest_version`](Self::latest_version), which cannot fail.
+    ///
+    /// # Errors
+    /// [`Error::KeyProvider`] when the provider cannot tell (it failed).
+    fn try_latest_version(&self, key_id: u32) -> Result<Option<u32>, Error> {
+        Ok(self.latest_version(key_id))
     }
 }
+
+/// Providers behind a pointer: every method forwarded, so an override of
+/// a provided method (`try_latest_version`) is never lost.
+macro_rules! forward_provider {
+    ($($pointer:ty),*) => {$(
+        impl<P: KeyProvider + ?Sized> KeyProvider for $pointer {
+            fn latest_version(&self, key_id: u32) -> Option<u32> {
+                (**self).latest_version(key_id)
+            }
+
+            fn key(&self, key_id: u32, version: u32) -> Result<KeyMaterial, Error> {
+                (**self).key(key_id, version)
+            }
+
+            fn try_latest_version(&self, key_id: u32) -> Result<Option<u32>, Error> {
+                (**self).try_latest_version(key_id)
+            }
+        }
+    )*};
+}
+
+forward_provider!(std::sync::Arc<P>, &P);
 
 /// An AES key of 16, 24 or 32 bytes, wiped on drop and never printed.
 #[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]

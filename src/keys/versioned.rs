@@ -37,7 +37,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
-use super::file::{IdList, KeyLines, LineSyntax, key_file_error, read_key_file, resolve_filekey};
+use super::file::{IdList, LineSyntax, for_each_key_line, read_with_filekey};
 use super::{FileKeyProvider, KeyMaterial, KeyProvider, is_valid_version};
 use crate::Error;
 
@@ -120,31 +120,34 @@ impl VersionedKeyProvider {
     /// missing, and [`KeyFileFault::KeyVersion`](crate::error::KeyFileFault::KeyVersion)
     /// for a bad version field.
     pub fn from_path(path: impl AsRef<Path>, filekey: Option<&str>) -> Result<Self, Error> {
-        let path = path.as_ref();
-        let secret = resolve_filekey(filekey)?;
-        let bytes = read_key_file(path)?;
+        let (bytes, secret) = read_with_filekey(path.as_ref(), filekey)?;
         Self::parse(&bytes, Some(&secret), path)
     }
 
-    /// Parses the bytes of a versioned key file. Pure: no I/O; `origin` only
-    /// names the source in errors; `filekey_secret` as for
-    /// [`FileKeyProvider::parse`].
+    /// A versioned key file held in memory, as [`FileKeyProvider::from_bytes`]
+    /// (errors as [`from_path`](Self::from_path), with an empty `path`).
     ///
     /// # Errors
-    /// [`Error::KeyFile`] naming `origin`, with the fault and, for faults on
-    /// one line, its 1-based number.
+    /// [`Error::KeyFile`].
+    pub fn from_bytes(bytes: &[u8], filekey_secret: Option<&[u8]>) -> Result<Self, Error> {
+        Self::parse(bytes, filekey_secret, Path::new(""))
+    }
+
+    /// A versioned key file read from `origin`, as [`FileKeyProvider::parse`].
+    ///
+    /// # Errors
+    /// [`Error::KeyFile`] naming `origin`.
     pub fn parse(
         bytes: &[u8],
         filekey_secret: Option<&[u8]>,
-        origin: &Path,
+        origin: impl AsRef<Path>,
     ) -> Result<Self, Error> {
-        let text = FileKeyProvider::plaintext(bytes, filekey_secret, origin)?;
         let mut provider = Self::new();
-        for entry in KeyLines::new(&text, LineSyntax::Versioned) {
-            let entry = entry.map_err(|(line, fault)| key_file_error(origin, Some(line), fault))?;
+        let syntax = LineSyntax::Versioned;
+        for_each_key_line(bytes, filekey_secret, origin.as_ref(), syntax, |entry| {
             // The line parser accepts valid versions only.
-            provider.insert(entry.id, entry.version.unwrap_or(1), entry.key)?;
-        }
+            provider.insert(entry.id, entry.version.unwrap_or(1), entry.key)
+        })?;
         Ok(provider)
     }
 

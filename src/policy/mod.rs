@@ -37,13 +37,31 @@ impl TableKind {
 /// `ma_crypt.c`): key 2 for temporary tables if the provider has it,
 /// otherwise key 1. The decision is not recorded in the files; the server
 /// makes it again every time it opens the table.
-pub fn key_id(kind: TableKind, provider: &dyn KeyProvider) -> u32 {
+///
+/// Key 1 is taken for a temporary table only when the provider says it has
+/// no key 2; a provider that fails to answer fails the rule, rather than
+/// putting the table silently on the wrong key.
+///
+/// # Errors
+/// [`Error::KeyProvider`] when the provider fails to say whether it has
+/// key 2 (only asked for temporary tables).
+pub fn try_key_id(kind: TableKind, provider: &dyn KeyProvider) -> Result<u32, Error> {
     match kind {
-        TableKind::Temporary if provider.latest_version(TEMPORARY_KEY_ID).is_some() => {
-            TEMPORARY_KEY_ID
-        }
-        _ => SYSTEM_KEY_ID,
+        TableKind::Temporary => match provider.try_latest_version(TEMPORARY_KEY_ID)? {
+            Some(_) => Ok(TEMPORARY_KEY_ID),
+            None => Ok(SYSTEM_KEY_ID),
+        },
+        TableKind::User => Ok(SYSTEM_KEY_ID),
     }
+}
+
+/// [`try_key_id`] for a provider that cannot fail: a provider failure is
+/// taken as "no key 2", so a temporary table lands on key 1.
+#[deprecated(
+    note = "use `policy::try_key_id`, which fails when the provider fails instead of falling back to key 1"
+)]
+pub fn key_id(kind: TableKind, provider: &dyn KeyProvider) -> u32 {
+    try_key_id(kind, provider).unwrap_or(SYSTEM_KEY_ID)
 }
 
 /// Re-encrypts pages of one file: each is decrypted and verified with

@@ -123,7 +123,7 @@ pub fn choose(
     keys: &Keys,
     requested: Option<Mode>,
 ) -> Result<Choice, ToolError> {
-    let (key_id, key_id_option) = key_id_for(factory.table, keys);
+    let (key_id, key_id_option) = key_id_for(factory.table, keys).map_err(ToolError::lib)?;
     if let Some(mode) = requested {
         return Ok(Choice {
             key_id,

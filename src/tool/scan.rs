@@ -165,13 +165,16 @@ impl CipherFactory<'_> {
 }
 
 /// The key id of a table: `--key-id`, or the server's rule.
-pub fn key_id_for(table: &Table, keys: &Keys) -> (u32, bool) {
+///
+/// # Errors
+/// The provider's failure when the rule has to ask it.
+pub fn key_id_for(table: &Table, keys: &Keys) -> Result<(u32, bool), crate::Error> {
     match keys.key_id {
-        Some(id) => (id, true),
-        None => (
-            policy::key_id(TableKind::of(&table.header), &*keys.provider),
+        Some(id) => Ok((id, true)),
+        None => Ok((
+            policy::try_key_id(TableKind::of(&table.header), &*keys.provider)?,
             false,
-        ),
+        )),
     }
 }
 

@@ -39,7 +39,10 @@ pub fn key_id_text(table: &Table, keys: Option<&Keys>) -> (Option<u32>, String) 
     }
     match keys {
         Some(keys) => {
-            let (id, option) = key_id_for(table, keys);
+            let (id, option) = match key_id_for(table, keys) {
+                Ok(choice) => choice,
+                Err(err) => return (None, format!("unknown ({err})")),
+            };
             let why = if option {
                 "from --key-id"
             } else if table.header.is_temporary() {

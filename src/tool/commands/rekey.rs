@@ -388,10 +388,11 @@ impl Job<'_> {
             .args
             .to_algorithm
             .map_or(source.choice.mode, |a| a.mode());
-        let key_id = self
-            .args
-            .to_key_id
-            .unwrap_or_else(|| policy::key_id(TableKind::of(&table.header), &*to_keys.provider));
+        let key_id = match self.args.to_key_id {
+            Some(id) => id,
+            None => policy::try_key_id(TableKind::of(&table.header), &*to_keys.provider)
+                .map_err(ToolError::lib)?,
+        };
         let crypt = if self.args.new_table_key {
             Some(CryptData::generate().map_err(ToolError::lib)?)
         } else {
