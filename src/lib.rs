@@ -15,6 +15,8 @@
 //!   plugins, with `file_key_management` (plain and `Salted__` key files)
 //!   built in.
 //! - [`policy`]: which key id a table uses, and re-keying pages.
+//! - [`diagnose`]: which algorithm and key id a table uses, and whether a
+//!   failing page has a wrong key or damaged bytes.
 //!
 //! # For engine authors
 //! Depend on the library alone (`default-features = false` leaves out the
@@ -67,6 +69,7 @@
 //! printed.
 
 pub mod aria;
+pub mod diagnose;
 pub mod kernel;
 pub mod keys;
 pub mod policy;

@@ -1,12 +1,14 @@
 //! Which key id and algorithm a table was written with: MariaDB records
 //! neither. The key id follows the server's rule unless `--key-id` says
-//! otherwise; the algorithm is the one under which sampled pages verify.
+//! otherwise; the algorithm is the one under which sampled pages verify
+//! ([`Diagnoser::detect_mode`]).
 
 use super::keys::Keys;
 use super::outcome::ToolError;
 use super::scan::{CipherFactory, PagedFile, key_id_for};
 use super::table::Table;
-use crate::aria::{PageFile, PageKind, PageStatus, TableCipher};
+use crate::aria::{PageFile, PageKind};
+use crate::diagnose::{Diagnoser, Page};
 use crate::kernel::Mode;
 
 /// How the algorithm was chosen.
@@ -99,20 +101,6 @@ fn sample(table: &Table) -> Result<Vec<(PageFile, u32, Vec<u8>)>, ToolError> {
     Ok(out)
 }
 
-/// How many sample pages verify with `cipher`.
-fn verifying(cipher: &TableCipher, samples: &[(PageFile, u32, Vec<u8>)]) -> usize {
-    samples
-        .iter()
-        .filter(|(kind, number, page)| {
-            let mut page = page.clone();
-            matches!(
-                cipher.decrypt_page(*kind, *number, &mut page),
-                Ok(PageStatus::Encrypted { .. })
-            )
-        })
-        .count()
-}
-
 /// Picks the key id and algorithm: the options, else the server's key-id
 /// rule and the algorithm under which sampled pages verify.
 ///
@@ -141,20 +129,25 @@ pub fn choose(
             mode_source: ModeSource::NoPages,
         });
     }
-    let cbc = verifying(&factory.cipher(keys, key_id, Mode::Cbc, None)?, &samples);
-    let ctr = verifying(&factory.cipher(keys, key_id, Mode::Ctr, None)?, &samples);
-    let (mode, verified) = if ctr > cbc {
-        (Mode::Ctr, ctr)
-    } else {
-        (Mode::Cbc, cbc)
-    };
-    let mode_source = if verified == 0 {
-        ModeSource::Undetermined
-    } else {
-        ModeSource::Detected {
-            verified,
-            sampled: samples.len(),
-        }
+    let pages: Vec<Page<'_>> = samples
+        .iter()
+        .map(|(file, number, data)| Page {
+            file: *file,
+            number: *number,
+            data,
+        })
+        .collect();
+    let diagnoser = Diagnoser::new(factory.cipher(keys, key_id, Mode::Cbc, None)?);
+    let detection = diagnoser.detect_mode(&pages);
+    let (mode, mode_source) = match detection.mode {
+        Some(mode) => (
+            mode,
+            ModeSource::Detected {
+                verified: detection.verified,
+                sampled: detection.sampled,
+            },
+        ),
+        None => (Mode::Cbc, ModeSource::Undetermined),
     };
     Ok(Choice {
         key_id,

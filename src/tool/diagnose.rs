@@ -1,13 +1,11 @@
-//! Verifying every page of a table and saying why a page fails: by trying
-//! the alternatives (the other algorithm, the key file's other key ids, a
-//! key version it lacks) and by looking at the rest of the table (then the
-//! page itself is damaged).
+//! Verifying every page of a table and saying why a page fails, with the
+//! library's [`Diagnoser`] (the other algorithm, the key file's other key
+//! ids, neighbouring page numbers, a key version it lacks, and the rest of
+//! the table), and the sentences that explain it.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::detect::Choice;
 use super::keys::Keys;
@@ -15,107 +13,17 @@ use super::outcome::ToolError;
 use super::progress::Progress;
 use super::scan::{CipherFactory, PagedFile, Tally, page_refs};
 use super::table::Table;
-use crate::aria::{PageFile, PageStatus, TableCipher, TableGeometry};
-use crate::kernel::Mode;
-use crate::{Error, PageFault};
+use crate::aria::{PageFile, PageStatus, TableCipher};
+pub use crate::diagnose::Cause;
+use crate::diagnose::{Diagnoser, Page};
 
 /// Failing pages that get alternatives tried; past this, a table is broken
 /// throughout and more diagnosis only costs time.
 const DIAGNOSE_MAX: usize = 4096;
 
-/// At most this many other key ids are tried when a page fails.
-const OTHER_KEY_IDS_MAX: usize = 16;
-
-/// Why a page (or a table) fails.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Cause {
-    /// The page verifies with the other algorithm.
-    Algorithm(Mode),
-    /// The page verifies with another key id of the provider (and this
-    /// algorithm).
-    KeyId(u32, Mode),
-    /// The provider has no key with the table's key id.
-    MissingKeyId(u32),
-    /// The provider lacks the version stamped in the page.
-    MissingVersion {
-        /// Key id.
-        key_id: u32,
-        /// The stamped version.
-        version: u32,
-    },
-    /// Version 0 or 0xFFFFFFFF stamped in the page.
-    InvalidVersion(u32),
-    /// The checksum fails, the rest of the table verifies and no
-    /// alternative decrypts the page: its bytes are damaged.
-    Content {
-        /// Stored CRC.
-        stored: u32,
-        /// CRC of the decrypted page.
-        computed: u32,
-    },
-    /// An index page whose `page_used` is impossible.
-    PageUsed {
-        /// The stored value.
-        value: u32,
-        /// Smallest valid.
-        min: u32,
-        /// Largest valid.
-        max: u32,
-    },
-    /// No page of the table verifies with any key id or algorithm tried.
-    Key,
-    /// A partial last page of this many bytes.
-    Truncated {
-        /// Bytes present.
-        have: u64,
-    },
-    /// The pages are this size, not the header's block size.
-    BlockSize(u32),
-    /// A checksum failure left undiagnosed (too many failing pages).
-    Undiagnosed,
-    /// A checksum failure not yet classified (resolved after the scan).
-    Unexplained {
-        /// Stored CRC.
-        stored: u32,
-        /// CRC of the decrypted page.
-        computed: u32,
-    },
-}
-
-impl Cause {
-    /// Which of key id, key version, algorithm, page content (or the key
-    /// itself, or the block size) is wrong: the JSON `cause`.
-    pub fn class(&self) -> &'static str {
-        match self {
-            Cause::Algorithm(_) => "algorithm",
-            Cause::KeyId(..) | Cause::MissingKeyId(_) => "key_id",
-            Cause::MissingVersion { .. } | Cause::InvalidVersion(_) => "key_version",
-            Cause::Content { .. }
-            | Cause::PageUsed { .. }
-            | Cause::Truncated { .. }
-            | Cause::Unexplained { .. } => "page_content",
-            Cause::Key | Cause::Undiagnosed => "key",
-            Cause::BlockSize(_) => "block_size",
-        }
-    }
-
-    /// A stable name of the precise cause, for JSON and grouping.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Cause::Algorithm(_) => "wrong_algorithm",
-            Cause::KeyId(..) => "wrong_key_id",
-            Cause::MissingKeyId(_) => "missing_key_id",
-            Cause::MissingVersion { .. } => "missing_key_version",
-            Cause::InvalidVersion(_) => "invalid_key_version",
-            Cause::Content { .. } | Cause::Unexplained { .. } => "corrupt_page",
-            Cause::PageUsed { .. } => "corrupt_index_header",
-            Cause::Key => "wrong_key",
-            Cause::Truncated { .. } => "truncated",
-            Cause::BlockSize(_) => "block_size_mismatch",
-            Cause::Undiagnosed => "undiagnosed",
-        }
-    }
-}
+/// Bytes of the data file the block-size probe reads: its first pages at
+/// the largest block size.
+const PROBE_BYTES: u64 = 4 * 32768;
 
 /// One problem: a page (or a whole file) and why it fails.
 #[derive(Clone, Debug)]
@@ -134,10 +42,7 @@ pub struct Problem {
 pub struct Checker<'a> {
     keys: &'a Keys,
     choice: Choice,
-    primary: TableCipher,
-    /// Other algorithm, other key ids: what a failing page is tried with.
-    alternatives: Vec<(Cause, TableCipher)>,
-    diagnosed: AtomicUsize,
+    diagnoser: Diagnoser,
 }
 
 impl std::fmt::Debug for Checker<'_> {
@@ -159,107 +64,44 @@ impl<'a> Checker<'a> {
         choice: Choice,
     ) -> Result<Self, ToolError> {
         let primary = factory.cipher(keys, choice.key_id, choice.mode, None)?;
-        let other = match choice.mode {
-            Mode::Cbc => Mode::Ctr,
-            Mode::Ctr => Mode::Cbc,
-        };
-        let mut alternatives = vec![(
-            Cause::Algorithm(other),
-            factory.cipher(keys, choice.key_id, other, None)?,
-        )];
-        for id in keys
-            .key_ids()
-            .into_iter()
-            .filter(|&id| id != choice.key_id)
-            .take(OTHER_KEY_IDS_MAX)
-        {
-            for mode in [choice.mode, other] {
-                alternatives.push((
-                    Cause::KeyId(id, mode),
-                    factory.cipher(keys, id, mode, None)?,
-                ));
-            }
-        }
+        let diagnoser = Diagnoser::new(primary)
+            .with_key_ids(keys.key_ids())
+            .with_limit(DIAGNOSE_MAX);
         Ok(Checker {
             keys,
             choice,
-            primary,
-            alternatives,
-            diagnosed: AtomicUsize::new(0),
+            diagnoser,
         })
     }
 
     /// The cipher that verifies.
     pub fn cipher(&self) -> &TableCipher {
-        &self.primary
-    }
-
-    /// Why page `number` (still as on disk in `page`) failed with `err`.
-    fn diagnose(&self, file: PageFile, number: u32, page: &[u8], err: &Error) -> Cause {
-        let Error::Page { fault, .. } = err else {
-            return Cause::Undiagnosed;
-        };
-        match fault {
-            PageFault::KeyVersion(v) => return Cause::InvalidVersion(*v),
-            PageFault::PageUsed { value, min, max } => {
-                return Cause::PageUsed {
-                    value: *value,
-                    min: *min,
-                    max: *max,
-                };
-            }
-            _ => {}
-        }
-        if self.diagnosed.fetch_add(1, Ordering::Relaxed) < DIAGNOSE_MAX {
-            let mut scratch = page.to_vec();
-            for (cause, cipher) in &self.alternatives {
-                scratch.copy_from_slice(page);
-                if let Ok(PageStatus::Encrypted { .. }) =
-                    cipher.decrypt_page(file, number, &mut scratch)
-                {
-                    return cause.clone();
-                }
-            }
-        } else if matches!(fault, PageFault::Checksum { .. }) {
-            return Cause::Undiagnosed;
-        }
-        match fault {
-            PageFault::KeyUnavailable { key_id, .. } | PageFault::NoKey { key_id }
-                if self.keys.latest(*key_id).is_none() =>
-            {
-                Cause::MissingKeyId(*key_id)
-            }
-            PageFault::KeyUnavailable { key_id, version } => Cause::MissingVersion {
-                key_id: *key_id,
-                version: *version,
-            },
-            PageFault::NoKey { key_id } => Cause::MissingKeyId(*key_id),
-            PageFault::Checksum { stored, computed } => Cause::Unexplained {
-                stored: *stored,
-                computed: *computed,
-            },
-            _ => Cause::Undiagnosed,
-        }
+        self.diagnoser.cipher()
     }
 
     /// Decrypts a batch in place, counts it and diagnoses its failures.
     /// Failing pages are left as on disk.
     pub fn check_batch(&self, file: PageFile, path: &Path, first: u32, buf: &mut [u8]) -> Tally {
-        let bs = self.primary.geometry().block_size as usize;
-        let geometry = *self.primary.geometry();
+        let bs = self.cipher().geometry().block_size as usize;
+        let geometry = *self.cipher().geometry();
         let mut tally = Tally::default();
         for (page, number) in buf.chunks_exact(bs).zip(first..) {
             tally.count(&geometry, file, number, page);
         }
         let mut refs = page_refs(first, buf, bs);
-        let results = self.primary.decrypt_pages(file, &mut refs);
+        let results = self.cipher().decrypt_pages(file, &mut refs);
         for (page, result) in refs.iter().zip(results) {
             match result {
                 Ok(PageStatus::Encrypted { .. }) => tally.verified += 1,
                 Ok(_) => {}
                 Err(err) => {
                     tally.failed += 1;
-                    let cause = self.diagnose(file, page.number, page.data, &err);
+                    let on_disk = Page {
+                        file,
+                        number: page.number,
+                        data: page.data,
+                    };
+                    let cause = self.diagnoser.explain(on_disk, &err);
                     tally.problems.push(Problem {
                         path: path.to_path_buf(),
                         page: Some(page.number),
@@ -333,17 +175,11 @@ impl<'a> Checker<'a> {
     pub fn conclude(&self, table: &Table, tally: &mut Tally) -> Result<(), ToolError> {
         let verified = tally.verified;
         for problem in &mut tally.problems {
-            if let Cause::Unexplained { stored, computed } = problem.cause {
-                problem.cause = if verified > 0 {
-                    Cause::Content { stored, computed }
-                } else {
-                    Cause::Key
-                };
-            }
+            problem.cause = problem.cause.clone().settle(verified > 0);
         }
         if verified == 0
             && tally.failed > 0
-            && let Some(actual) = probe_block_size(table, self.keys, self.choice.key_id)?
+            && let Some(actual) = self.probe_block_size(table)?
         {
             tally.problems.insert(
                 0,
@@ -369,10 +205,16 @@ impl<'a> Checker<'a> {
             Cause::Algorithm(other) => format!(
                 "checksum mismatch with {mode}, the page verifies with {other}: wrong algorithm (use --algorithm {other})"
             ),
-            Cause::KeyId(id, m) if *m == mode => format!(
+            Cause::KeyId {
+                key_id: id,
+                mode: m,
+            } if *m == mode => format!(
                 "checksum mismatch with key id {key_id}, the page verifies with key id {id}: wrong key id (use --key-id {id})"
             ),
-            Cause::KeyId(id, m) => format!(
+            Cause::KeyId {
+                key_id: id,
+                mode: m,
+            } => format!(
                 "checksum mismatch with key id {key_id} and {mode}, the page verifies with key id {id} and {m}: wrong key id and algorithm (use --key-id {id} --algorithm {m})"
             ),
             Cause::MissingKeyId(id) => format!(
@@ -388,13 +230,20 @@ impl<'a> Checker<'a> {
             Cause::InvalidVersion(v) => format!(
                 "invalid key version {v} stamped in the page (0 and 4294967295 are never written): the page header is damaged"
             ),
-            Cause::Content { stored, computed } => format!(
+            Cause::KeyProvider { key_id } => format!(
+                "the key provider failed for key id {key_id} ({})",
+                keys.name()
+            ),
+            Cause::PageNumber(number) => format!(
+                "checksum mismatch, the bytes verify as page {number}: written or read at the wrong place"
+            ),
+            Cause::Damaged { stored, computed } => format!(
                 "checksum mismatch (stored {stored:08x}, computed {computed:08x}): the page content is damaged; {verified} other encrypted pages verify and no other key id or algorithm decrypts it"
             ),
             Cause::PageUsed { value, min, max } => {
                 format!("index page header damaged: page_used {value} outside {min}..={max}")
             }
-            Cause::Key => {
+            Cause::WrongKey => {
                 let others = keys
                     .key_ids()
                     .into_iter()
@@ -424,43 +273,15 @@ impl<'a> Checker<'a> {
             }
         }
     }
-}
 
-/// When nothing verifies: do the data pages decrypt as pages of another
-/// size? Then the header's block size does not match the pages.
-fn probe_block_size(table: &Table, keys: &Keys, key_id: u32) -> Result<Option<u32>, ToolError> {
-    let Some(crypt) = table.header.crypt else {
-        return Ok(None);
-    };
-    let file = File::open(&table.files.mad).map_err(|e| ToolError::io(&table.files.mad, &e))?;
-    let header_bs = table.header.geometry.block_size;
-    for bs in (4096..=32768u32)
-        .step_by(1024)
-        .filter(|&bs| bs != header_bs)
-    {
-        let geometry = TableGeometry {
-            block_size: bs,
-            keystart: u64::from(bs),
-            transactional: table.header.geometry.transactional,
-        };
-        for mode in [Mode::Cbc, Mode::Ctr] {
-            let cipher =
-                TableCipher::new(geometry, crypt, key_id, mode, Arc::clone(&keys.provider));
-            for number in 1..4u32 {
-                let mut page = vec![0u8; bs as usize];
-                if file
-                    .read_exact_at(&mut page, u64::from(number) * u64::from(bs))
-                    .is_err()
-                {
-                    break;
-                }
-                if let Ok(PageStatus::Encrypted { .. }) =
-                    cipher.decrypt_page(PageFile::Data, number, &mut page)
-                {
-                    return Ok(Some(bs));
-                }
-            }
-        }
+    /// When nothing verifies: do the data pages decrypt as pages of another
+    /// size? Then the header's block size does not match the pages.
+    fn probe_block_size(&self, table: &Table) -> Result<Option<u32>, ToolError> {
+        let path = &table.files.mad;
+        let mut head = Vec::new();
+        File::open(path)
+            .and_then(|file| file.take(PROBE_BYTES).read_to_end(&mut head))
+            .map_err(|e| ToolError::io(path, &e))?;
+        Ok(self.diagnoser.probe_block_size(&head))
     }
-    Ok(None)
 }
