@@ -73,6 +73,7 @@ pub mod diagnose;
 pub mod kernel;
 pub mod keys;
 pub mod policy;
+pub mod prelude;
 #[cfg(feature = "cli")]
 #[doc(hidden)]
 pub mod tool;

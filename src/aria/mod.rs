@@ -4,6 +4,7 @@
 
 mod cipher;
 mod header;
+mod open;
 mod page;
 
 pub use cipher::{PageRef, PageStatus, TableCipher};
