@@ -116,6 +116,9 @@ pub enum KeyFileFault {
     Truncated,
     /// The secret file given with `FILE:` is empty or longer than 256 bytes.
     Secret,
+    /// A `Salted__` (encrypted) key file, and the crate was built without
+    /// its `salted-key-files` feature.
+    SaltedUnsupported,
 }
 
 /// What is wrong with a `.MAI` file header.
@@ -308,6 +311,9 @@ impl fmt::Display for KeyFileFault {
             }
             KeyFileFault::Truncated => f.write_str("encrypted key file is truncated"),
             KeyFileFault::Secret => f.write_str("the key-file secret must be 1 to 256 bytes"),
+            KeyFileFault::SaltedUnsupported => f.write_str(
+                "the key file is encrypted (Salted__) and this build lacks the salted-key-files feature",
+            ),
         }
     }
 }

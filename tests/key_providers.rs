@@ -273,3 +273,13 @@ fn key_files_parse_from_memory_without_a_path() {
     let err = FileKeyProvider::parse(b"1;00\n", None, "keys.txt").unwrap_err();
     assert_eq!(err.path(), Some(Path::new("keys.txt")));
 }
+
+#[test]
+fn key_material_is_wiped() {
+    fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+    wiped_on_drop::<KeyMaterial>();
+    let mut key = KeyMaterial::new(&[7; 32]).unwrap();
+    zeroize::Zeroize::zeroize(&mut key);
+    assert!(key.is_empty());
+    assert_eq!(key.as_bytes(), b"");
+}

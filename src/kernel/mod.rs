@@ -39,6 +39,7 @@ mod backend;
 mod backends;
 mod crc;
 mod multibuffer;
+mod rustcrypto;
 mod schedule;
 
 use std::fmt;

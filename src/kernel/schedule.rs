@@ -13,7 +13,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 pub(crate) const MAX_ROUND_KEYS: usize = 15;
 
 /// Expanded encryption and decryption round keys, wiped on drop.
-#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+#[derive(Clone)]
 #[repr(C, align(64))]
 pub(crate) struct RoundKeys {
     /// Encryption round keys `0..=rounds`.
@@ -23,6 +23,24 @@ pub(crate) struct RoundKeys {
     /// 10, 12 or 14.
     pub(crate) rounds: usize,
 }
+
+// By hand rather than derived: the derive would pull `syn` into every
+// dependent's build for three structs.
+impl Zeroize for RoundKeys {
+    fn zeroize(&mut self) {
+        self.enc.zeroize();
+        self.dec.zeroize();
+        self.rounds.zeroize();
+    }
+}
+
+impl Drop for RoundKeys {
+    fn drop(&mut self) {
+        self.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for RoundKeys {}
 
 impl RoundKeys {
     /// Expands `key` (16, 24 or 32 bytes; `None` otherwise) with the

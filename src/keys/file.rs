@@ -28,13 +28,13 @@ use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
-use sha1::{Digest, Sha1};
-use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+use zeroize::Zeroizing;
 
+#[cfg(feature = "salted-key-files")]
+use super::salted::decrypt_salted;
 use super::{KeyMaterial, KeyProvider};
 use crate::Error;
 use crate::error::KeyFileFault;
-use crate::kernel::{Aes, BLOCK, Mode};
 
 /// `parser.cc`: `MAX_KEY_FILE_SIZE`.
 const MAX_FILE_SIZE: usize = 1 << 20;
@@ -42,7 +42,6 @@ const MAX_FILE_SIZE: usize = 1 << 20;
 const MAX_SECRET_SIZE: usize = 256;
 /// What `openssl enc` writes before the salt.
 const SALTED: &[u8; 8] = b"Salted__";
-const SALT_LEN: usize = 8;
 /// Prefix of `file_key_management_filekey` that names a file to read.
 const FILE_PREFIX: &str = "FILE:";
 
@@ -289,6 +288,16 @@ pub(super) fn read_key_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, Error> {
     Ok(bytes)
 }
 
+/// Without the `salted-key-files` feature a `Salted__` file is refused.
+#[cfg(not(feature = "salted-key-files"))]
+fn decrypt_salted(_: &[u8], _: &[u8], origin: &Path) -> Result<Zeroizing<Vec<u8>>, Error> {
+    Err(key_file_error(
+        origin,
+        None,
+        KeyFileFault::SaltedUnsupported,
+    ))
+}
+
 /// The bytes before the first NUL: the server handles secrets and key file
 /// text as C strings.
 fn c_str(bytes: &[u8]) -> &[u8] {
@@ -299,77 +308,6 @@ fn cut_at_nul(mut text: Zeroizing<Vec<u8>>) -> Zeroizing<Vec<u8>> {
     let len = c_str(&text).len();
     text.truncate(len);
     text
-}
-
-/// AES-256 key and IV of an `openssl enc` file, wiped on drop.
-#[derive(Zeroize, ZeroizeOnDrop)]
-struct Derived {
-    key: [u8; 32],
-    iv: [u8; BLOCK],
-}
-
-/// OpenSSL's `EVP_BytesToKey` with SHA-1 and one iteration, as `openssl enc
-/// -md sha1` and the server's `bytes_to_key`: `D1 = SHA1(secret ‖ salt)`,
-/// `Di = SHA1(D(i-1) ‖ secret ‖ salt)`; key = 32 bytes, IV = next 16.
-fn bytes_to_key(secret: &[u8], salt: &[u8; SALT_LEN]) -> Derived {
-    let mut material = Zeroizing::new([0u8; 60]);
-    let mut previous = Zeroizing::new([0u8; 20]);
-    for (round, chunk) in material.chunks_exact_mut(20).enumerate() {
-        let mut hasher = Sha1::new();
-        if round > 0 {
-            hasher.update(&previous[..]);
-        }
-        hasher.update(secret);
-        hasher.update(salt);
-        let mut digest = hasher.finalize();
-        previous.copy_from_slice(&digest);
-        chunk.copy_from_slice(&digest);
-        digest.as_mut_slice().zeroize();
-    }
-    let mut derived = Derived {
-        key: [0; 32],
-        iv: [0; BLOCK],
-    };
-    let (key, rest) = material.split_at(32);
-    derived.key.copy_from_slice(key);
-    for (iv, byte) in derived.iv.iter_mut().zip(rest) {
-        *iv = *byte;
-    }
-    derived
-}
-
-/// Decrypts an `openssl enc -aes-256-cbc -md sha1` file (`Salted__`, salt,
-/// AES-256-CBC with PKCS#7 padding). Wiped on drop.
-fn decrypt_salted(bytes: &[u8], secret: &[u8], origin: &Path) -> Result<Zeroizing<Vec<u8>>, Error> {
-    let fail = |fault| key_file_error(origin, None, fault);
-    let (salt, body) = bytes
-        .get(SALTED.len()..)
-        .and_then(|rest| rest.split_first_chunk::<SALT_LEN>())
-        .ok_or_else(|| fail(KeyFileFault::Truncated))?;
-    // The server leaves these to OpenSSL ("Wrong key?"); the file is short.
-    if body.is_empty() || !body.len().is_multiple_of(BLOCK) {
-        return Err(fail(KeyFileFault::Truncated));
-    }
-    let derived = bytes_to_key(secret, salt);
-    let aes = Aes::new(&derived.key)?;
-    let mut text = Zeroizing::new(body.to_vec());
-    aes.decrypt(Mode::Cbc, &derived.iv, &mut text);
-    let pad = pkcs7_padding(&text).ok_or_else(|| fail(KeyFileFault::WrongSecret))?;
-    let len = text.len().saturating_sub(pad);
-    text.truncate(len);
-    Ok(text)
-}
-
-/// The PKCS#7 padding length of `text` (1..=16), checking every padding byte
-/// as OpenSSL does, without branching on the bytes.
-fn pkcs7_padding(text: &[u8]) -> Option<usize> {
-    let last_block = text.last_chunk::<BLOCK>()?;
-    let pad = last_block[BLOCK - 1];
-    let mut bad = u8::from(pad == 0) | u8::from(usize::from(pad) > BLOCK);
-    for (distance, &byte) in last_block.iter().rev().enumerate() {
-        bad |= u8::from(distance < usize::from(pad)) & u8::from(byte != pad);
-    }
-    (bad == 0).then_some(usize::from(pad))
 }
 
 /// Which line syntax to accept.
@@ -544,49 +482,23 @@ mod tests {
 
     const K16: &str = "000102030405060708090a0b0c0d0e0f";
 
+    /// Without the feature a `Salted__` file is refused with its own fault
+    /// (`cargo test --no-default-features --lib`).
+    #[cfg(not(feature = "salted-key-files"))]
     #[test]
-    fn bytes_to_key_matches_spec_7_8() {
-        let derived = bytes_to_key(b"aria-fixture-filekey-secret", &[1, 2, 3, 4, 5, 6, 7, 8]);
-        assert_eq!(
-            derived.key.to_vec(),
-            hex("7427e663f007601211fa6435d440d9efa8322915292f98d6c857d66e35ebb722")
+    fn salted_files_need_the_feature() {
+        let salted = [&SALTED[..], &[0; 24]].concat();
+        let err = FileKeyProvider::from_bytes(&salted, None).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::KeyFile {
+                    fault: KeyFileFault::SaltedUnsupported,
+                    ..
+                }
+            ),
+            "{err:?}"
         );
-        assert_eq!(derived.iv.to_vec(), hex("50615f53a8203ba57e0dccf761a46541"));
-    }
-
-    #[test]
-    fn bytes_to_key_empty_secret_is_sha1_of_salt() {
-        let salt = [9u8; 8];
-        let derived = bytes_to_key(b"", &salt);
-        let d1 = Sha1::digest(salt);
-        assert_eq!(&derived.key[..20], &d1[..]);
-    }
-
-    #[test]
-    fn pkcs7_checks_every_padding_byte() {
-        let mut block = [0x41u8; 16];
-        assert_eq!(pkcs7_padding(&block), None, "0x41 > 16");
-        block[15] = 1;
-        assert_eq!(pkcs7_padding(&block), Some(1));
-        block[15] = 3;
-        block[14] = 3;
-        assert_eq!(pkcs7_padding(&block), None, "byte 13 is not 3");
-        block[13] = 3;
-        assert_eq!(pkcs7_padding(&block), Some(3));
-        let full = [16u8; 16];
-        assert_eq!(pkcs7_padding(&full), Some(16));
-        let mut almost = [16u8; 16];
-        almost[0] = 15;
-        assert_eq!(pkcs7_padding(&almost), None);
-        block[15] = 0;
-        assert_eq!(pkcs7_padding(&block), None, "0 is never a padding length");
-        block[15] = 17;
-        assert_eq!(pkcs7_padding(&block), None);
-        assert_eq!(pkcs7_padding(&[1u8; 15]), None, "shorter than a block");
-        // Only the last block counts.
-        let mut two = [0u8; 32];
-        two[31] = 1;
-        assert_eq!(pkcs7_padding(&two), Some(1));
     }
 
     #[test]

@@ -8,6 +8,8 @@
 
 mod debug;
 mod file;
+#[cfg(feature = "salted-key-files")]
+mod salted;
 mod versioned;
 
 use std::fmt;
@@ -95,11 +97,28 @@ macro_rules! forward_provider {
 forward_provider!(std::sync::Arc<P>, &P);
 
 /// An AES key of 16, 24 or 32 bytes, wiped on drop and never printed.
-#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct KeyMaterial {
     bytes: [u8; 32],
     len: u8,
 }
+
+// By hand rather than derived: the derive would pull `syn` into every
+// dependent's build.
+impl Zeroize for KeyMaterial {
+    fn zeroize(&mut self) {
+        self.bytes.zeroize();
+        self.len.zeroize();
+    }
+}
+
+impl Drop for KeyMaterial {
+    fn drop(&mut self) {
+        self.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for KeyMaterial {}
 
 impl KeyMaterial {
     /// Wraps a key of 16, 24 or 32 bytes.
