@@ -25,21 +25,19 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use mariadb_aria_crypt::aria::{PageFile, PageRef, PageStatus, TableCipher, TableHeader};
-//! use mariadb_aria_crypt::kernel::Mode;
-//! use mariadb_aria_crypt::keys::FileKeyProvider;
+//! use mariadb_aria_crypt::prelude::*;
 //!
 //! let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cbc_trans_256");
 //! // The key file of MariaDB's file_key_management plugin.
 //! let keys = Arc::new(FileKeyProvider::from_path(dir.join("keys.txt"), None)?);
 //! // The table's `space` and `scheme_iv` from its .MAI header; the key id
 //! // from the table kind (1, or 2 for temporary tables); the algorithm is
-//! // configuration, as `file_key_management_encryption_algorithm`.
-//! let header = TableHeader::read(&dir.join("t1.MAI"))?;
-//! let cipher = TableCipher::for_table(&header, Mode::Cbc, keys)?;
+//! // configuration, as `file_key_management_encryption_algorithm`. Errors
+//! // name the .MAI and .MAD files.
+//! let cipher = TableCipher::open(dir.join("t1.MAI"), Mode::Cbc, keys)?;
 //!
 //! // Read hook: decrypt data page 1 and verify its checksum.
-//! let bs = header.geometry.block_size as usize;
+//! let bs = cipher.geometry().block_size as usize;
 //! let file = std::fs::read(dir.join("t1.MAD"))?;
 //! let mut page = file[bs..2 * bs].to_vec();
 //! let status = cipher.decrypt_page(PageFile::Data, 1, &mut page)?;
@@ -67,6 +65,18 @@
 //! A [`aria::TableCipher`] is `Send + Sync` and caches the derived
 //! per-table keys; share one per table. Keys are wiped on drop and never
 //! printed.
+//!
+//! Errors branch on [`Error::kind`] ([`Error::is_key_problem`],
+//! [`Error::page_fault`]); a checksum mismatch can be a wrong key, a wrong
+//! algorithm or a damaged page, and [`diagnose::Diagnoser`] tells which.
+//! A key provider (a KMS) that can fail implements
+//! [`keys::KeyProvider::try_latest_version`] and returns
+//! [`Error::KeyProvider`] with its own error as the cause.
+//!
+//! # Features
+//! - `cli` (default): the `aria-crypt` tool and its dependencies.
+//! - `salted-key-files` (default, implied by `cli`): `Salted__`-encrypted
+//!   key files; the only user of `sha1`.
 
 pub mod aria;
 pub mod diagnose;
