@@ -255,13 +255,7 @@ impl fmt::Display for Error {
                 key_id,
                 version,
                 source,
-            } => {
-                write!(f, "key provider failed for key id {key_id}")?;
-                if let Some(version) = version {
-                    write!(f, " version {version}")?;
-                }
-                write!(f, ": {source}")
-            }
+            } => provider_failure(f, *key_id, *version, source),
             Error::Header { path, fault } => {
                 if let Some(path) = path {
                     write!(f, "{}: ", path.display())?;
@@ -282,6 +276,20 @@ impl fmt::Display for Error {
             }
         }
     }
+}
+
+/// "key provider failed for key id 2 version 3: <the provider's error>".
+fn provider_failure(
+    f: &mut fmt::Formatter<'_>,
+    key_id: u32,
+    version: Option<u32>,
+    source: &ProviderError,
+) -> fmt::Result {
+    write!(f, "key provider failed for key id {key_id}")?;
+    if let Some(version) = version {
+        write!(f, " version {version}")?;
+    }
+    write!(f, ": {source}")
 }
 
 impl fmt::Display for KeyFileFault {
@@ -361,13 +369,7 @@ impl fmt::Display for PageFault {
                 key_id,
                 version,
                 source,
-            } => {
-                write!(f, "key provider failed for key id {key_id}")?;
-                if let Some(version) = version {
-                    write!(f, " version {version}")?;
-                }
-                write!(f, ": {source}")
-            }
+            } => provider_failure(f, *key_id, *version, source),
             PageFault::Checksum { stored, computed } => write!(
                 f,
                 "checksum mismatch after decryption (stored {stored:08x}, computed {computed:08x}): wrong key, wrong algorithm or corrupt page"

@@ -99,23 +99,18 @@ fn pkcs7_padding(text: &[u8]) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use hex_literal::hex;
 
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use super::*;
 
     #[test]
     fn bytes_to_key_matches_spec_7_8() {
         let derived = bytes_to_key(b"aria-fixture-filekey-secret", &[1, 2, 3, 4, 5, 6, 7, 8]);
         assert_eq!(
-            derived.key.to_vec(),
-            hex("7427e663f007601211fa6435d440d9efa8322915292f98d6c857d66e35ebb722")
+            derived.key,
+            hex!("7427e663f007601211fa6435d440d9efa8322915292f98d6c857d66e35ebb722")
         );
-        assert_eq!(derived.iv.to_vec(), hex("50615f53a8203ba57e0dccf761a46541"));
+        assert_eq!(derived.iv, hex!("50615f53a8203ba57e0dccf761a46541"));
     }
 
     #[test]
