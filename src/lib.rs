@@ -66,6 +66,9 @@
 //! per-table keys; share one per table. Keys are wiped on drop and never
 //! printed.
 
+// docs.rs (nightly, `--cfg docsrs`): label items with the cfg they need.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 pub mod aria;
 pub mod kernel;
 pub mod keys;
