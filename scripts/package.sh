@@ -33,22 +33,29 @@ die() { printf 'package: %s\n' "$*" >&2; exit 1; }
 
 check_crate() {
     local start=$SECONDS
-    say "cargo publish --dry-run (pack, then the verification build)"
-    # --allow-dirty: this checks what the package holds and that it
-    # builds, not whether the work tree is committed.
-    cargo publish --dry-run --locked --allow-dirty
-
-    local version unpacked
+    local version unpacked crate candidate
     version=$(cargo metadata --no-deps --format-version 1 |
         sed -n 's/.*"name":"mariadb-aria-crypt","version":"\([^"]*\)".*/\1/p')
     [[ -n "$version" ]] || die "cannot read the package version"
     unpacked="$root/target/package/mariadb-aria-crypt-$version"
+    # `cargo package` leaves the .crate in target/package, a dry-run
+    # publish in target/package/tmp-crate: no stale one may be measured.
+    rm -f "$root"/target/package/{,tmp-crate/}"mariadb-aria-crypt-$version.crate"
+    say "cargo publish --dry-run (pack, then the verification build)"
+    # --allow-dirty: this checks what the package holds and that it
+    # builds, not whether the work tree is committed.
+    cargo publish --dry-run --locked --allow-dirty
+    crate=""
+    for candidate in "$root"/target/package/{,tmp-crate/}"mariadb-aria-crypt-$version.crate"; do
+        if [[ -f "$candidate" ]]; then crate="$candidate"; fi
+    done
+    [[ -n "$crate" ]] || die "no .crate file after the dry run"
     [[ -f "$unpacked/Cargo.toml" ]] || die "no unpacked package at $unpacked"
     for file in LICENSE-MIT LICENSE-APACHE README.md SECURITY.md; do
         [[ -f "$unpacked/$file" ]] || die "the package lacks $file"
     done
     say "the package: $(find "$unpacked" -type f -not -path "$unpacked/target/*" | wc -l) files," \
-        "$(stat -c %s "$root/target/package/mariadb-aria-crypt-$version.crate") bytes compressed"
+        "$(stat -c %s "$crate") bytes compressed ($crate)"
 
     say "cargo test from the unpacked package"
     # The repository's target directory: the dependencies are built already.
