@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Release packaging checks (issue 15).
 #
-#   scripts/package.sh [crate|deb|all]      (default: all)
+#   scripts/package.sh [crate|deb|deb-build|all]      (default: all)
 #
 # crate  `cargo publish --dry-run`: packs the crate as crates.io would get
 #        it (the file list is `include` in Cargo.toml) and builds it from
@@ -17,8 +17,10 @@
 #        `man -w` of every page, the bash completion loads, the README's
 #        verify command with the installed binary, and `dpkg -r` (also when
 #        a check fails). Installs man-db if `man` is missing.
+# deb-build  Only build the .deb (no root needed), for `dpkg -i` by hand.
 #
-# Debian 12, as root (dpkg -i). The .deb stays in target/debian/.
+# Debian 12; `deb` and `all` as root (dpkg -i). The .deb stays in
+# target/debian/.
 set -euo pipefail
 
 mode="${1:-all}"
@@ -72,6 +74,7 @@ ensure_cargo_deb() {
 }
 
 build_deb() {
+    ensure_cargo_deb
     say "release binary, man pages and completions"
     cargo build --release --locked
     local bin="$root/target/release/aria-crypt"
@@ -101,7 +104,6 @@ check_deb() {
     if dpkg -s "$deb_name" >/dev/null 2>&1; then
         die "$deb_name is installed already; remove it first (dpkg -r $deb_name)"
     fi
-    ensure_cargo_deb
     build_deb
 
     local deb
@@ -152,6 +154,7 @@ check_deb() {
 case "$mode" in
     crate) check_crate ;;
     deb) check_deb ;;
+    deb-build) build_deb ;;
     all) check_crate && check_deb ;;
-    *) die "usage: scripts/package.sh [crate|deb|all]" ;;
+    *) die "usage: scripts/package.sh [crate|deb|deb-build|all]" ;;
 esac
