@@ -76,4 +76,4 @@ pub mod tool;
 
 mod error;
 
-pub use error::{Error, HeaderFault, KeyFileFault, PageFault};
+pub use error::{BatchFault, Error, HeaderFault, KeyFileFault, PageFault};
