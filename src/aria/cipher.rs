@@ -406,7 +406,8 @@ impl TableCipher {
     }
 
     /// [`encrypt_page`](Self::encrypt_page) with an explicit key version
-    /// and LSN choice ([`WriteOptions`]).
+    /// and LSN choice ([`WriteOptions`]): the LSN is kept, or a fresh one
+    /// is written into `page`, as `options.lsn()` says.
     ///
     /// # Errors
     /// As `encrypt_page`.
@@ -532,7 +533,8 @@ impl TableCipher {
     }
 
     /// [`encrypt_pages`](Self::encrypt_pages) with an explicit key version
-    /// and LSN choice ([`WriteOptions`]).
+    /// and LSN choice ([`WriteOptions`]): each page keeps its LSN, or gets
+    /// a fresh one written into it, as `options.lsn()` says.
     pub fn encrypt_pages_with(
         &self,
         file: PageFile,
@@ -568,8 +570,9 @@ impl TableCipher {
     /// Encrypts consecutive pages in place: `pages` holds whole pages,
     /// the first of them page `first_page` of `file`. Writes one result
     /// per page into `results`; each page is handled as by
-    /// [`encrypt_page_with`](Self::encrypt_page_with), with one key
-    /// lookup for the whole call and no heap allocation.
+    /// [`encrypt_page_with`](Self::encrypt_page_with) (a fresh LSN, when
+    /// `options` and the table call for one, is written into the page),
+    /// with one key lookup for the whole call and no heap allocation.
     ///
     /// # Errors
     /// [`Error::Batch`], with nothing touched, if `pages` is not a whole
