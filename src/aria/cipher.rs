@@ -756,9 +756,9 @@ impl TableCipher {
                 break;
             }
             // One draw from the operating system per chunk.
-            let mut lsns = [0u8; LSN_LEN * WRITE_CHUNK];
+            let mut lsns = [[0u8; LSN_LEN]; WRITE_CHUNK];
             let drawn = if fresh {
-                fill_random(&mut lsns[..LSN_LEN * n])
+                fill_random(lsns[..n].as_flattened_mut())
             } else {
                 Ok(())
             };
@@ -775,12 +775,7 @@ impl TableCipher {
             let mut queued = 0;
             for (i, slot) in slots[..n].iter_mut().enumerate() {
                 let Some(slot) = slot.take() else { continue };
-                let lsn = match (&drawn, lsns.chunks_exact(LSN_LEN).nth(i)) {
-                    (_, _) if !fresh => Ok(None),
-                    (Ok(()), Some(lsn)) => Ok(lsn.first_chunk::<LSN_LEN>()),
-                    (Err(e), _) => Err(*e),
-                    (Ok(()), None) => Ok(None),
-                };
+                let lsn = fresh.then(|| drawn.map(|()| lsns[i]));
                 results[start + i] = match self.prepare_write(file, slot, &key, lsn) {
                     Ok(Prepared::Skipped(status)) => Ok(status),
                     Ok(Prepared::Job { status, job, crc }) => {
@@ -813,7 +808,7 @@ impl TableCipher {
         file: PageFile,
         slot: Slot<'a>,
         key: &Result<(u32, Arc<Aes>), PageFault>,
-        lsn: Result<Option<&[u8; LSN_LEN]>, getrandom::Error>,
+        lsn: Option<Result<[u8; LSN_LEN], getrandom::Error>>,
     ) -> Result<Prepared<'a>, Error> {
         let Slot { number, src, dst } = slot;
         let input: &[u8] = src.unwrap_or(dst);
@@ -842,16 +837,17 @@ impl TableCipher {
             None => return Err(size()),
         }
         let (version, _) = key.as_ref().map_err(|f| fault(f.clone()))?;
-        let fresh = lsn.map_err(crate::error::rng_error)?;
+        // `None`: the LSN is kept.
+        let fresh = lsn.transpose().map_err(crate::error::rng_error)?;
         let head_len = layout.body.start;
         let mut head = [0u8; HEADER_MAX];
-        head.get_mut(..head_len)
-            .zip(input.get(..head_len))
-            .ok_or_else(size)?
-            .0
-            .copy_from_slice(&input[..head_len]);
+        let (Some(head_dst), Some(head_src)) = (head.get_mut(..head_len), input.get(..head_len))
+        else {
+            return Err(size());
+        };
+        head_dst.copy_from_slice(head_src);
         if let Some(fresh) = fresh {
-            head[..LSN_LEN].copy_from_slice(fresh);
+            head[..LSN_LEN].copy_from_slice(&fresh);
         }
         let lsn = head.first_chunk::<LSN_LEN>().map_or(0, lsn_of);
         let iv = iv_of(self.crypt.space, number, lsn);
