@@ -806,7 +806,7 @@ fn key_versions_keys_and_algorithm() {
         );
         assert!(page == plain);
         rows.add(
-            format!("`encrypt_pages_as` version {version:#x}"),
+            format!("`encrypt_pages_with` exact version {version:#x}"),
             format!("`{expected:?}`, page unchanged"),
         );
     }
