@@ -65,6 +65,15 @@
 //! A [`aria::TableCipher`] is `Send + Sync` and caches the derived
 //! per-table keys; share one per table. Keys are wiped on drop and never
 //! printed.
+//!
+//! A table that is not logging (non-transactional, temporary, or
+//! [`aria::TableCipher::set_logging`]`(false)`) gets a fresh random LSN,
+//! and so a fresh IV, on every write; [`aria::WriteOptions`] chooses the
+//! key version and the LSN explicitly (exact re-encryption for rekey and
+//! tests). A buffer pool reads and flushes whole runs of pages out of place
+//! with [`aria::TableCipher::decrypt_contiguous_to`] and
+//! [`aria::TableCipher::encrypt_contiguous_to`], one key lookup and no heap
+//! allocation per call.
 
 // docs.rs (nightly, `--cfg docsrs`): label items with the cfg they need.
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -79,4 +88,4 @@ pub mod tool;
 
 mod error;
 
-pub use error::{Error, HeaderFault, KeyFileFault, PageFault};
+pub use error::{BatchFault, Error, HeaderFault, KeyFileFault, PageFault};

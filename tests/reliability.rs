@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use mariadb_aria_crypt::aria::{
     CryptData, PageFile, PageKind, PageRef, PageStatus, TableCipher, TableGeometry, TableHeader,
-    is_valid_block_size, page_crc, page_iv, page_lsn, pages_covered,
+    WriteOptions, is_valid_block_size, page_crc, page_iv, page_lsn, pages_covered,
 };
 use mariadb_aria_crypt::kernel::{Aes, Backend, Job, Mode};
 use mariadb_aria_crypt::keys::{
@@ -695,7 +695,7 @@ fn page_used_out_of_range() {
         let n = t.find(PageFile::Index, 1, &["index"]);
         let original = t.page(PageFile::Index, n);
         let stored = be16(&original, kh - 2);
-        for value in [0usize, 1, kh - 1, bs - 3, bs - 1, bs, 0xffff] {
+        for value in [0usize, 1, kh - 1, bs - 4, bs - 3, bs - 1, bs, 0xffff] {
             let mut page = original.clone();
             page[kh - 2..kh].copy_from_slice(&(value as u16).to_be_bytes());
             let e = decrypt(&t, PageFile::Index, n, &page).unwrap_err();
@@ -705,7 +705,7 @@ fn page_used_out_of_range() {
                 PageFault::PageUsed {
                     value: value as u32,
                     min: kh as u32,
-                    max: (bs - 4) as u32
+                    max: (bs - 5) as u32
                 }
             );
             // Encryption refuses it too.
@@ -722,7 +722,7 @@ fn page_used_out_of_range() {
             );
         }
         // The edges are in range: the page is read, and fails its CRC.
-        for value in [kh, bs - 4] {
+        for value in [kh, bs - 5] {
             let mut page = original.clone();
             page[kh - 2..kh].copy_from_slice(&(value as u16).to_be_bytes());
             let e = decrypt(&t, PageFile::Index, n, &page).unwrap_err();
@@ -738,7 +738,7 @@ fn page_used_out_of_range() {
             );
         }
     }
-    rows.print("page_used outside [kh, bs-4]");
+    rows.print("page_used outside [kh, bs-5]");
 }
 
 #[test]
@@ -792,13 +792,13 @@ fn key_versions_keys_and_algorithm() {
         ),
     ] {
         let mut page = plain.clone();
-        let r = t.cipher.encrypt_pages_as(
+        let r = t.cipher.encrypt_pages_with(
             PageFile::Data,
             &mut [PageRef {
                 number: n as u32,
                 data: &mut page,
             }],
-            version,
+            WriteOptions::exact(version),
         );
         assert_eq!(
             page_fault(r[0].as_ref().unwrap_err(), PageFile::Data, n, &t.mad_path),
@@ -806,7 +806,7 @@ fn key_versions_keys_and_algorithm() {
         );
         assert!(page == plain);
         rows.add(
-            format!("`encrypt_pages_as` version {version:#x}"),
+            format!("`encrypt_pages_with` exact version {version:#x}"),
             format!("`{expected:?}`, page unchanged"),
         );
     }
@@ -1437,6 +1437,14 @@ fn plaintext_pages(
             let mut page = page.to_vec();
             if let Ok(PageStatus::Encrypted { .. }) = cipher.decrypt_page(file, n as u32, &mut page)
             {
+                // As an engine holds it: nothing past `page_used` (the
+                // server leaves stale buffer bytes there on disk; writes
+                // zero them).
+                if let Ok(PageKind::Encrypted(layout)) =
+                    header.geometry.classify(file, n as u32, &page)
+                {
+                    page[layout.body.end..bs - 4].fill(0);
+                }
                 pages.push((file, n as u32, page));
             }
         }
@@ -1451,13 +1459,13 @@ fn hammer(cipher: Arc<TableCipher>, plain: &[(PageFile, u32, Vec<u8>)], versions
     for (i, (file, n, page)) in plain.iter().enumerate() {
         let version = versions[i % versions.len()];
         let mut enc = page.clone();
-        let r = cipher.encrypt_pages_as(
+        let r = cipher.encrypt_pages_with(
             *file,
             &mut [PageRef {
                 number: *n,
                 data: &mut enc,
             }],
-            version,
+            WriteOptions::exact(version),
         );
         assert!(
             matches!(r[..], [Ok(PageStatus::Encrypted { key_version })] if key_version == version)
@@ -1504,7 +1512,7 @@ fn hammer(cipher: Arc<TableCipher>, plain: &[(PageFile, u32, Vec<u8>)], versions
                         // And encrypt them back, as a batch, each with its version.
                         for &i in idx.iter().take(4) {
                             let mut page = plain[i].2.clone();
-                            cipher.encrypt_pages_as(file, &mut [PageRef { number: encrypted[i].1, data: &mut page }], encrypted[i].2);
+                            cipher.encrypt_pages_with(file, &mut [PageRef { number: encrypted[i].1, data: &mut page }], WriteOptions::exact(encrypted[i].2));
                             assert!(page == encrypted[i].3, "re-encryption differs");
                         }
                     }
@@ -1847,13 +1855,13 @@ fn page_numbers_and_versions_at_the_extremes() {
         for (file, source) in [(PageFile::Data, &plain), (PageFile::Index, &iplain)] {
             for version in [0u32, 1, 2, u32::MAX - 1, u32::MAX] {
                 let mut page = source.clone();
-                let r = t.cipher.encrypt_pages_as(
+                let r = t.cipher.encrypt_pages_with(
                     file,
                     &mut [PageRef {
                         number,
                         data: &mut page,
                     }],
-                    version,
+                    WriteOptions::exact(version),
                 );
                 match &r[0] {
                     Ok(PageStatus::Encrypted { key_version }) => {
@@ -1874,6 +1882,11 @@ fn page_numbers_and_versions_at_the_extremes() {
                             }],
                         );
                         want[bs - 4..].copy_from_slice(&crc.to_le_bytes());
+                        if file == PageFile::Index {
+                            // Nothing of the caller's past `page_used`.
+                            let used = be16(&want, 19);
+                            want[used..bs - 4].fill(0);
+                        }
                         assert!(back == want);
                     }
                     Ok(_) => assert!(page == *source),
@@ -2016,8 +2029,14 @@ proptest! {
         match t.cipher.decrypt_page(file, number, &mut page) {
             Ok(PageStatus::Encrypted { key_version }) => {
                 let mut again = page.clone();
-                t.cipher.encrypt_pages_as(file, &mut [PageRef { number, data: &mut again }], key_version);
-                prop_assert!(again == original);
+                t.cipher.encrypt_pages_with(file, &mut [PageRef { number, data: &mut again }], WriteOptions::exact(key_version));
+                // Writes zero what lies past an index page's `page_used`.
+                let mut want = original.clone();
+                if let Ok(PageKind::Encrypted(layout)) = t.header.geometry.classify(file, number, &original) {
+                    let bs = want.len();
+                    want[layout.body.end..bs - 4].fill(0);
+                }
+                prop_assert!(again == want);
             }
             Ok(_) => prop_assert!(page == original),
             Err(e) => {
