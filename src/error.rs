@@ -4,7 +4,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::aria::PageFile;
+use crate::aria::{PageFile, TableGeometry};
 use crate::kernel::Backend;
 
 /// Everything that can go wrong, with enough context to act on it.
@@ -76,6 +76,24 @@ pub enum Error {
         /// What is wrong.
         fault: HeaderFault,
     },
+    /// The operating system's random generator failed (a fresh page LSN
+    /// or new crypt data could not be drawn); nothing was written.
+    Rng {
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// The buffers of a batch call do not fit together; no page was
+    /// touched.
+    Batch(BatchFault),
+    /// Two ciphers that must describe one table have different geometry
+    /// (block size, `keystart` or transactional layout), so a page one of
+    /// them decrypts would be misread by the other.
+    GeometryMismatch {
+        /// The geometry of the cipher the pages are read with.
+        from: TableGeometry,
+        /// The geometry of the cipher the pages are written with.
+        to: TableGeometry,
+    },
     /// A page that cannot be encrypted or decrypted.
     Page {
         /// The file, when known.
@@ -86,6 +104,33 @@ pub enum Error {
         page: u32,
         /// What is wrong.
         fault: PageFault,
+    },
+}
+
+/// Why the buffers of a batch call do not fit together.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BatchFault {
+    /// A page buffer that is not a whole number of pages.
+    NotWholePages {
+        /// The buffer's length.
+        len: usize,
+        /// The block size.
+        block_size: usize,
+    },
+    /// A results slice with a slot count other than the page count.
+    Results {
+        /// Pages in the batch.
+        pages: usize,
+        /// Result slots given.
+        results: usize,
+    },
+    /// Page numbers that would run past 4294967295.
+    PageNumbers {
+        /// The first page number.
+        first: u32,
+        /// Pages in the batch.
+        pages: usize,
     },
 }
 
@@ -134,7 +179,7 @@ pub enum HeaderFault {
     },
     /// The file does not start with the Aria magic `FE FE 09 03`.
     Magic([u8; 4]),
-    /// A block size that is not a multiple of 1024 in 4096..=32768.
+    /// A block size that is not a multiple of 1024 in 1024..=32768.
     BlockSize(u32),
     /// A header field with an impossible value.
     Field {
@@ -199,7 +244,8 @@ pub enum PageFault {
         /// The CRC of the decrypted page.
         computed: u32,
     },
-    /// An index page whose `page_used` is outside `[header, block_size - 4]`.
+    /// An index page whose `page_used` is outside `[header, block_size - 5]`
+    /// (the server refuses `page_used >= block_size - 4`).
     PageUsed {
         /// The stored value.
         value: u32,
@@ -210,6 +256,13 @@ pub enum PageFault {
     },
     /// A table geometry whose block size no Aria table can have.
     BlockSize(u32),
+    /// A page given to encryption whose key-version field is not zero: it
+    /// is already encrypted (a buffer-pool state bug), or not a page of
+    /// this kind. The server zeroes that field in every plaintext page.
+    AlreadyEncrypted {
+        /// The value in the key-version field.
+        key_version: u32,
+    },
 }
 
 impl fmt::Display for Error {
@@ -262,6 +315,23 @@ impl fmt::Display for Error {
                 }
                 write!(f, "bad Aria header: {fault}")
             }
+            Error::Rng { source } => {
+                write!(
+                    f,
+                    "the operating system's random generator failed: {source}"
+                )
+            }
+            Error::Batch(fault) => write!(f, "batch call: {fault}"),
+            Error::GeometryMismatch { from, to } => write!(
+                f,
+                "the two ciphers describe different tables: block size {} / {}, keystart {} / {}, transactional {} / {}",
+                from.block_size,
+                to.block_size,
+                from.keystart,
+                to.keystart,
+                from.transactional,
+                to.transactional
+            ),
             Error::Page {
                 path,
                 file,
@@ -290,6 +360,24 @@ fn provider_failure(
         write!(f, " version {version}")?;
     }
     write!(f, ": {source}")
+}
+
+impl fmt::Display for BatchFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BatchFault::NotWholePages { len, block_size } => write!(
+                f,
+                "a buffer of {len} bytes is not a whole number of {block_size}-byte pages"
+            ),
+            BatchFault::Results { pages, results } => {
+                write!(f, "{results} result slots for {pages} pages")
+            }
+            BatchFault::PageNumbers { first, pages } => write!(
+                f,
+                "{pages} pages from page {first} run past page number 4294967295"
+            ),
+        }
+    }
 }
 
 impl fmt::Display for KeyFileFault {
@@ -381,14 +469,28 @@ impl fmt::Display for PageFault {
                 f,
                 "block size {bs} (Aria uses multiples of 1024 from 1024 to 32768)"
             ),
+            PageFault::AlreadyEncrypted { key_version } => write!(
+                f,
+                "refusing to encrypt: the key-version field holds {key_version}, not 0 (already encrypted?)"
+            ),
         }
     }
+}
+
+/// [`Error::Rng`] for a failure of the operating system's generator, with
+/// its OS error code when it has one.
+pub(crate) fn rng_error(e: getrandom::Error) -> Error {
+    let source = match e.raw_os_error() {
+        Some(code) => std::io::Error::from_raw_os_error(code),
+        None => std::io::Error::other(e.to_string()),
+    };
+    Error::Rng { source }
 }
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Io { source, .. } => Some(source),
+            Error::Io { source, .. } | Error::Rng { source } => Some(source),
             Error::KeyProvider { source, .. }
             | Error::Page {
                 fault: PageFault::KeyProvider { source, .. },
@@ -406,7 +508,9 @@ impl std::error::Error for Error {
 pub enum ErrorKind {
     /// A caller's mistake: a key or buffer of the wrong length, an unknown
     /// backend or algorithm name, a backend this CPU cannot run, a page
-    /// buffer that is not one block, a geometry no table can have.
+    /// buffer that is not one block, a geometry no table can have, batch
+    /// buffers that do not fit together, rekey ciphers of different
+    /// geometry, a page given to encryption that is already encrypted.
     InvalidInput,
     /// Reading or writing a file failed.
     Io,
@@ -417,6 +521,9 @@ pub enum ErrorKind {
     KeyNotFound,
     /// The provider failed to answer; the cause is the error's `source()`.
     KeyProvider,
+    /// The operating system's random generator failed (a fresh LSN or
+    /// table key could not be drawn); the cause is the error's `source()`.
+    Rng,
     /// A `.MAI` header that cannot be parsed, or a table that is not
     /// encrypted.
     Header,
@@ -437,7 +544,10 @@ impl Error {
             | Error::NotBlockAligned(_)
             | Error::UnsupportedBackend(_)
             | Error::UnknownBackend(_)
-            | Error::UnknownMode(_) => ErrorKind::InvalidInput,
+            | Error::UnknownMode(_)
+            | Error::Batch(_)
+            | Error::GeometryMismatch { .. } => ErrorKind::InvalidInput,
+            Error::Rng { .. } => ErrorKind::Rng,
             Error::Io { .. } => ErrorKind::Io,
             Error::KeyFile { .. } => ErrorKind::KeyFile,
             Error::KeyNotFound { .. } | Error::KeyVersionNotFound { .. } => ErrorKind::KeyNotFound,
@@ -450,6 +560,7 @@ impl Error {
                 }
                 PageFault::KeyProvider { .. } => ErrorKind::KeyProvider,
                 PageFault::Checksum { .. } => ErrorKind::Checksum,
+                PageFault::AlreadyEncrypted { .. } => ErrorKind::InvalidInput,
                 PageFault::KeyVersion(_) | PageFault::PageUsed { .. } => ErrorKind::PageDamaged,
             },
         }

@@ -66,6 +66,15 @@
 //! per-table keys; share one per table. Keys are wiped on drop and never
 //! printed.
 //!
+//! A table that is not logging (non-transactional, temporary, or
+//! [`aria::TableCipher::set_logging`]`(false)`) gets a fresh random LSN,
+//! and so a fresh IV, on every write; [`aria::WriteOptions`] chooses the
+//! key version and the LSN explicitly (exact re-encryption for rekey and
+//! tests). A buffer pool reads and flushes whole runs of pages out of place
+//! with [`aria::TableCipher::decrypt_contiguous_to`] and
+//! [`aria::TableCipher::encrypt_contiguous_to`], one key lookup and no heap
+//! allocation per call.
+//!
 //! Errors branch on [`Error::kind`] ([`Error::is_key_problem`],
 //! [`Error::page_fault`]); a checksum mismatch can be a wrong key, a wrong
 //! algorithm or a damaged page, and [`diagnose::Diagnoser`] tells which.
@@ -77,6 +86,9 @@
 //! - `cli` (default): the `aria-crypt` tool and its dependencies.
 //! - `salted-key-files` (default, implied by `cli`): `Salted__`-encrypted
 //!   key files; the only user of `sha1`.
+
+// docs.rs (nightly, `--cfg docsrs`): label items with the cfg they need.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod aria;
 pub mod diagnose;
@@ -90,4 +102,6 @@ pub mod tool;
 
 mod error;
 
-pub use error::{Error, ErrorKind, HeaderFault, KeyFileFault, PageFault, ProviderError};
+pub use error::{
+    BatchFault, Error, ErrorKind, HeaderFault, KeyFileFault, PageFault, ProviderError,
+};

@@ -7,7 +7,9 @@
 //! # }
 //! ```
 
-pub use crate::aria::{CryptData, PageFile, PageRef, PageStatus, TableCipher, TableHeader};
+pub use crate::aria::{
+    CryptData, LsnPolicy, PageFile, PageRef, PageStatus, TableCipher, TableHeader, WriteOptions,
+};
 pub use crate::kernel::Mode;
 pub use crate::keys::{
     DebugKeyProvider, FileKeyProvider, KeyMaterial, KeyProvider, VersionedKeyProvider,

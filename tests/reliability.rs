@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use mariadb_aria_crypt::aria::{
     CryptData, PageFile, PageKind, PageRef, PageStatus, TableCipher, TableGeometry, TableHeader,
-    is_valid_block_size, page_crc, page_iv, page_lsn, pages_covered,
+    WriteOptions, is_valid_block_size, page_crc, page_iv, page_lsn, pages_covered,
 };
 use mariadb_aria_crypt::kernel::{Aes, Backend, Job, Mode};
 use mariadb_aria_crypt::keys::{
@@ -695,7 +695,7 @@ fn page_used_out_of_range() {
         let n = t.find(PageFile::Index, 1, &["index"]);
         let original = t.page(PageFile::Index, n);
         let stored = be16(&original, kh - 2);
-        for value in [0usize, 1, kh - 1, bs - 3, bs - 1, bs, 0xffff] {
+        for value in [0usize, 1, kh - 1, bs - 4, bs - 3, bs - 1, bs, 0xffff] {
             let mut page = original.clone();
             page[kh - 2..kh].copy_from_slice(&(value as u16).to_be_bytes());
             let e = decrypt(&t, PageFile::Index, n, &page).unwrap_err();
@@ -705,7 +705,7 @@ fn page_used_out_of_range() {
                 PageFault::PageUsed {
                     value: value as u32,
                     min: kh as u32,
-                    max: (bs - 4) as u32
+                    max: (bs - 5) as u32
                 }
             );
             // Encryption refuses it too.
@@ -722,7 +722,7 @@ fn page_used_out_of_range() {
             );
         }
         // The edges are in range: the page is read, and fails its CRC.
-        for value in [kh, bs - 4] {
+        for value in [kh, bs - 5] {
             let mut page = original.clone();
             page[kh - 2..kh].copy_from_slice(&(value as u16).to_be_bytes());
             let e = decrypt(&t, PageFile::Index, n, &page).unwrap_err();
@@ -738,7 +738,7 @@ fn page_used_out_of_range() {
             );
         }
     }
-    rows.print("page_used outside [kh, bs-4]");
+    rows.print("page_used outside [kh, bs-5]");
 }
 
 #[test]
@@ -792,13 +792,13 @@ fn key_versions_keys_and_algorithm() {
         ),
     ] {
         let mut page = plain.clone();
-        let r = t.cipher.encrypt_pages_as(
+        let r = t.cipher.encrypt_pages_with(
             PageFile::Data,
             &mut [PageRef {
                 number: n as u32,
                 data: &mut page,
             }],
-            version,
+            WriteOptions::exact(version),
         );
         assert_eq!(
             page_fault(r[0].as_ref().unwrap_err(), PageFile::Data, n, &t.mad_path),
@@ -806,7 +806,7 @@ fn key_versions_keys_and_algorithm() {
         );
         assert!(page == plain);
         rows.add(
-            format!("`encrypt_pages_as` version {version:#x}"),
+            format!("`encrypt_pages_with` exact version {version:#x}"),
             format!("`{expected:?}`, page unchanged"),
         );
     }
@@ -1437,6 +1437,14 @@ fn plaintext_pages(
             let mut page = page.to_vec();
             if let Ok(PageStatus::Encrypted { .. }) = cipher.decrypt_page(file, n as u32, &mut page)
             {
+                // As an engine holds it: nothing past `page_used` (the
+                // server leaves stale buffer bytes there on disk; writes
+                // zero them).
+                if let Ok(PageKind::Encrypted(layout)) =
+                    header.geometry.classify(file, n as u32, &page)
+                {
+                    page[layout.body.end..bs - 4].fill(0);
+                }
                 pages.push((file, n as u32, page));
             }
         }
@@ -1451,13 +1459,13 @@ fn hammer(cipher: Arc<TableCipher>, plain: &[(PageFile, u32, Vec<u8>)], versions
     for (i, (file, n, page)) in plain.iter().enumerate() {
         let version = versions[i % versions.len()];
         let mut enc = page.clone();
-        let r = cipher.encrypt_pages_as(
+        let r = cipher.encrypt_pages_with(
             *file,
             &mut [PageRef {
                 number: *n,
                 data: &mut enc,
             }],
-            version,
+            WriteOptions::exact(version),
         );
         assert!(
             matches!(r[..], [Ok(PageStatus::Encrypted { key_version })] if key_version == version)
@@ -1504,7 +1512,7 @@ fn hammer(cipher: Arc<TableCipher>, plain: &[(PageFile, u32, Vec<u8>)], versions
                         // And encrypt them back, as a batch, each with its version.
                         for &i in idx.iter().take(4) {
                             let mut page = plain[i].2.clone();
-                            cipher.encrypt_pages_as(file, &mut [PageRef { number: encrypted[i].1, data: &mut page }], encrypted[i].2);
+                            cipher.encrypt_pages_with(file, &mut [PageRef { number: encrypted[i].1, data: &mut page }], WriteOptions::exact(encrypted[i].2));
                             assert!(page == encrypted[i].3, "re-encryption differs");
                         }
                     }
@@ -1691,37 +1699,110 @@ fn debug_and_errors_never_print_key_bytes() {
 // ---------------------------------------------------------------------------
 // No panic on extreme inputs
 
+/// Extreme lengths (empty, sub-block, a megabyte and a tail) and batches
+/// (empty, of empty jobs, of many tiny jobs) on every backend, each output
+/// compared with RustCrypto `aes`/`cbc`/`ctr` and MariaDB's tail rule
+/// written out here, not only round-tripped (an identity cipher would
+/// round-trip).
 #[test]
 fn kernel_extreme_lengths_and_batches() {
+    use aes::cipher::{BlockCipherEncrypt, BlockModeEncrypt, KeyInit, KeyIvInit, StreamCipher};
+
+    const KEY: [u8; 32] = [9; 32];
+    fn reference_ecb(data: &[u8]) -> Vec<u8> {
+        let mut out = data.to_vec();
+        let (blocks, _) = out.as_chunks_mut::<16>();
+        let aes = aes::Aes256::new(&KEY.into());
+        for block in blocks {
+            aes.encrypt_block(block.into());
+        }
+        out
+    }
+    /// CBC over the whole blocks, then the last `len % 16` bytes XORed
+    /// with `AES-ECB(key, iv)` (spec §4.3); or CTR, 128-bit big-endian.
+    fn reference(mode: Mode, iv: &[u8; 16], data: &[u8]) -> Vec<u8> {
+        let mut out = data.to_vec();
+        match mode {
+            Mode::Cbc => {
+                let full = data.len() / 16 * 16;
+                let mut cbc = cbc::Encryptor::<aes::Aes256>::new(&KEY.into(), iv.into());
+                for block in out[..full].as_chunks_mut::<16>().0 {
+                    cbc.encrypt_block(block.into());
+                }
+                let mask = reference_ecb(iv);
+                for (byte, m) in out[full..].iter_mut().zip(mask) {
+                    *byte ^= m;
+                }
+            }
+            Mode::Ctr => {
+                ctr::Ctr128BE::<aes::Aes256>::new(&KEY.into(), iv.into()).apply_keystream(&mut out)
+            }
+        }
+        out
+    }
+
+    let huge = 1 << 20;
+    let lengths = [0usize, 1, 15, 16, 17, 31, 1023, huge + 3];
+    let pattern = |len: usize| -> Vec<u8> { (0..len).map(|i| (i * 31 + len) as u8).collect() };
+    let mut expected = Vec::new();
+    for len in lengths {
+        let data = pattern(len);
+        for mode in [Mode::Cbc, Mode::Ctr] {
+            for iv in [[0xff; 16], [0; 16]] {
+                expected.push(reference(mode, &iv, &data));
+            }
+        }
+        expected.push(reference_ecb(&data[..len / 16 * 16]));
+    }
+    // Job `i` of the tiny batch: `i % 3` bytes of `i`, all under the
+    // IV 0xff..ff, so only the tail rule or one keystream block applies.
+    let tiny = |mode: Mode| -> Vec<Vec<u8>> {
+        (0..300)
+            .map(|i| reference(mode, &[0xff; 16], &vec![i as u8; i % 3]))
+            .collect()
+    };
+    let tiny_expected = [tiny(Mode::Cbc), tiny(Mode::Ctr)];
+
     for &backend in Backend::supported() {
-        let aes = Aes::with_backend(&[9u8; 32], backend).unwrap();
-        let huge = 1 << 20;
-        for len in [0usize, 1, 15, 16, 17, 31, 1023, huge + 3] {
+        let aes = Aes::with_backend(&KEY, backend).unwrap();
+        let mut expected = expected.iter();
+        for len in lengths {
+            let data = pattern(len);
             for mode in [Mode::Cbc, Mode::Ctr] {
-                let data = vec![0x42u8; len];
                 let mut buf = data.clone();
+                let in_place = expected.next().unwrap();
                 aes.encrypt(mode, &[0xff; 16], &mut buf);
+                assert!(buf == *in_place, "{backend} {mode} encrypt, {len} bytes");
                 aes.decrypt(mode, &[0xff; 16], &mut buf);
-                assert!(buf == data);
+                assert!(buf == data, "{backend} {mode} decrypt, {len} bytes");
                 let mut out = vec![0u8; len];
                 aes.encrypt_to(mode, &[0; 16], &data, &mut out).unwrap();
+                assert!(
+                    out == *expected.next().unwrap(),
+                    "{backend} {mode} encrypt_to, {len} bytes"
+                );
                 assert!(
                     aes.encrypt_to(mode, &[0; 16], &data, &mut out[..len.saturating_sub(1)])
                         .is_err()
                         || len == 0
                 );
             }
-            let mut aligned = vec![1u8; len / 16 * 16];
+            let mut aligned = data[..len / 16 * 16].to_vec();
             aes.ecb_encrypt(&mut aligned).unwrap();
+            assert!(
+                aligned == *expected.next().unwrap(),
+                "{backend} ECB, {len} bytes"
+            );
             if len % 16 != 0 {
                 let mut v = vec![1u8; len];
                 assert!(
                     matches!(aes.ecb_encrypt(&mut v), Err(Error::NotBlockAligned(l)) if l == len)
                 );
+                assert!(v.iter().all(|&b| b == 1), "{backend}: failed ECB wrote");
             }
         }
         // Empty batches, batches of empty jobs, many tiny jobs.
-        for mode in [Mode::Cbc, Mode::Ctr] {
+        for (mode, tiny_expected) in [Mode::Cbc, Mode::Ctr].into_iter().zip(&tiny_expected) {
             aes.encrypt_batch(mode, &mut []);
             aes.decrypt_batch(mode, &mut []);
             let mut bufs: Vec<Vec<u8>> = (0..300).map(|i| vec![i as u8; i % 3]).collect();
@@ -1730,6 +1811,12 @@ fn kernel_extreme_lengths_and_batches() {
                 .map(|b| Job::in_place([0xff; 16], b))
                 .collect();
             aes.encrypt_batch(mode, &mut jobs);
+            drop(jobs);
+            assert!(bufs == *tiny_expected, "{backend} {mode} tiny batch");
+            let mut jobs: Vec<Job> = bufs
+                .iter_mut()
+                .map(|b| Job::in_place([0xff; 16], b))
+                .collect();
             aes.decrypt_batch(mode, &mut jobs);
             drop(jobs);
             for (i, b) in bufs.iter().enumerate() {
@@ -1738,6 +1825,7 @@ fn kernel_extreme_lengths_and_batches() {
         }
         let mut block = [0u8; 16];
         aes.encrypt_block(&mut block);
+        assert_eq!(block.to_vec(), reference_ecb(&[0; 16]), "{backend}");
         aes.decrypt_block(&mut block);
         assert_eq!(block, [0; 16]);
     }
@@ -1767,13 +1855,13 @@ fn page_numbers_and_versions_at_the_extremes() {
         for (file, source) in [(PageFile::Data, &plain), (PageFile::Index, &iplain)] {
             for version in [0u32, 1, 2, u32::MAX - 1, u32::MAX] {
                 let mut page = source.clone();
-                let r = t.cipher.encrypt_pages_as(
+                let r = t.cipher.encrypt_pages_with(
                     file,
                     &mut [PageRef {
                         number,
                         data: &mut page,
                     }],
-                    version,
+                    WriteOptions::exact(version),
                 );
                 match &r[0] {
                     Ok(PageStatus::Encrypted { key_version }) => {
@@ -1794,6 +1882,11 @@ fn page_numbers_and_versions_at_the_extremes() {
                             }],
                         );
                         want[bs - 4..].copy_from_slice(&crc.to_le_bytes());
+                        if file == PageFile::Index {
+                            // Nothing of the caller's past `page_used`.
+                            let used = be16(&want, 19);
+                            want[used..bs - 4].fill(0);
+                        }
                         assert!(back == want);
                     }
                     Ok(_) => assert!(page == *source),
@@ -1936,8 +2029,14 @@ proptest! {
         match t.cipher.decrypt_page(file, number, &mut page) {
             Ok(PageStatus::Encrypted { key_version }) => {
                 let mut again = page.clone();
-                t.cipher.encrypt_pages_as(file, &mut [PageRef { number, data: &mut again }], key_version);
-                prop_assert!(again == original);
+                t.cipher.encrypt_pages_with(file, &mut [PageRef { number, data: &mut again }], WriteOptions::exact(key_version));
+                // Writes zero what lies past an index page's `page_used`.
+                let mut want = original.clone();
+                if let Ok(PageKind::Encrypted(layout)) = t.header.geometry.classify(file, number, &original) {
+                    let bs = want.len();
+                    want[layout.body.end..bs - 4].fill(0);
+                }
+                prop_assert!(again == want);
             }
             Ok(_) => prop_assert!(page == original),
             Err(e) => {

@@ -1,18 +1,32 @@
 //! Encrypting and decrypting whole pages of one table, as the server's page
 //! hooks do (`storage/maria/ma_crypt.c`).
+//!
+//! Encryption refuses a page whose key-version field is not zero
+//! ([`PageFault::AlreadyEncrypted`]): no plaintext page of the server
+//! carries one. Its read hooks (`ma_crypt_data_post_read_hook`,
+//! `ma_crypt_index_post_read_hook` in `ma_crypt.c`) zero the field of
+//! every page they decrypt ("clear key version to get correct crc"), pages
+//! are created with zeroed headers (`make_empty_page` in `ma_blockrec.c`,
+//! `_ma_dispose` in `ma_page.c`: `bzero` of the page header), and the write
+//! hooks stamp the version only into the separate output buffer, never
+//! into the cached page. The checksum the write hook stores covers the
+//! field as it is and the read hook checks it with the field zeroed, so a
+//! plaintext page with a non-zero field could never be read back anyway.
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use zeroize::Zeroizing;
 
 use super::header::{CryptData, TableGeometry, TableHeader};
 use super::page::{
-    CRC_LEN, Layout, PageFile, PageKind, page_crc, page_crc_finish, page_iv, read_le32,
+    CRC_LEN, HEADER_MAX, LSN_LEN, PageFile, PageKind, is_valid_block_size, iv_of, lsn_of, page_crc,
+    page_crc_finish, read_le32,
 };
 use crate::Error;
-use crate::error::{HeaderFault, PageFault};
+use crate::error::{BatchFault, HeaderFault, PageFault};
 use crate::kernel::{Aes, Backend, Job, Mode};
 use crate::keys::{KeyProvider, is_valid_version};
 use crate::policy::{self, TableKind};
@@ -41,6 +55,80 @@ pub struct PageRef<'a> {
     pub number: u32,
     /// The page, one block long.
     pub data: &'a mut [u8],
+}
+
+/// What a write does with a page's LSN (bytes 0..7), which is part of the
+/// page's IV (spec §4.2): two writes with one LSN and one key share an IV,
+/// and CTR then shares its keystream (`c1 ^ c2 == p1 ^ p2`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum LsnPolicy {
+    /// As the server: a table that is logging
+    /// ([`TableCipher::is_logging`]) keeps the page's LSN, its log
+    /// position, so re-encryption is byte-exact with the server; any other
+    /// table (non-transactional, temporary, or transactional with logging
+    /// turned off) gets a fresh LSN from the operating system's CSPRNG
+    /// (the server uses `rand()`, which repeats across restarts).
+    #[default]
+    Table,
+    /// A fresh random LSN, whatever the table.
+    Fresh,
+    /// The page's own LSN: a page decrypted from disk re-encrypts to the
+    /// same bytes (rekey, tests). Writing changed contents of a table that
+    /// is not logging this way reuses the IV of the old contents.
+    Keep,
+}
+
+/// How an encryption call picks the key version and the LSN. The default
+/// ([`WriteOptions::new`]) is the server's: the latest key version and
+/// [`LsnPolicy::Table`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct WriteOptions {
+    key_version: Option<u32>,
+    lsn: LsnPolicy,
+}
+
+impl WriteOptions {
+    /// The latest key version and [`LsnPolicy::Table`].
+    pub const fn new() -> Self {
+        WriteOptions {
+            key_version: None,
+            lsn: LsnPolicy::Table,
+        }
+    }
+
+    /// Exact re-encryption: `key_version` and each page's own LSN
+    /// ([`LsnPolicy::Keep`]).
+    pub const fn exact(key_version: u32) -> Self {
+        WriteOptions {
+            key_version: Some(key_version),
+            lsn: LsnPolicy::Keep,
+        }
+    }
+
+    /// Writes `key_version` instead of the latest version.
+    #[must_use]
+    pub const fn with_key_version(mut self, key_version: u32) -> Self {
+        self.key_version = Some(key_version);
+        self
+    }
+
+    /// Chooses what happens to the LSN.
+    #[must_use]
+    pub const fn with_lsn(mut self, lsn: LsnPolicy) -> Self {
+        self.lsn = lsn;
+        self
+    }
+
+    /// The explicit key version, if any (`None`: the latest).
+    pub const fn key_version(&self) -> Option<u32> {
+        self.key_version
+    }
+
+    /// The LSN choice.
+    pub const fn lsn(&self) -> LsnPolicy {
+        self.lsn
+    }
 }
 
 /// How many (key id, version) local keys a table keeps; the server keeps
@@ -90,6 +178,8 @@ pub struct TableCipher {
     backend: Backend,
     provider: Arc<dyn KeyProvider>,
     cache: KeyCache,
+    /// The server's `now_transactional`: see [`TableCipher::set_logging`].
+    logging: AtomicBool,
     index_path: Option<PathBuf>,
     data_path: Option<PathBuf>,
 }
@@ -102,6 +192,7 @@ impl fmt::Debug for TableCipher {
             .field("key_id", &self.key_id)
             .field("mode", &self.mode)
             .field("backend", &self.backend)
+            .field("logging", &self.is_logging())
             .finish_non_exhaustive()
     }
 }
@@ -125,6 +216,7 @@ impl TableCipher {
             cache: KeyCache {
                 entries: RwLock::new(Vec::new()),
             },
+            logging: AtomicBool::new(true),
             index_path: None,
             data_path: None,
         }
@@ -270,27 +362,67 @@ impl TableCipher {
             .map_err(|fault| self.page_error(file, page_no, fault))
     }
 
+    /// Says whether the table is logging now, the server's
+    /// `share->now_transactional`. A transactional table starts logging;
+    /// the server turns logging off for some bulk operations (a bulk
+    /// insert into an empty table, `ALTER TABLE`), and while it is off
+    /// the page LSN is no log position, so [`LsnPolicy::Table`] writes
+    /// fresh random LSNs. A non-transactional table never logs: `true`
+    /// changes nothing for it. Safe to call while other threads write.
+    pub fn set_logging(&self, logging: bool) {
+        self.logging.store(logging, Ordering::Relaxed);
+    }
+
+    /// Whether writes keep the page LSN under [`LsnPolicy::Table`]: the
+    /// table is transactional and [`set_logging`](Self::set_logging) has
+    /// not turned logging off.
+    pub fn is_logging(&self) -> bool {
+        self.geometry.transactional && self.logging.load(Ordering::Relaxed)
+    }
+
     /// Encrypts a plaintext page in place as the server's write hook does:
-    /// zero the key-version field, store the checksum, encrypt, stamp the
-    /// latest key version. Header, bitmap and all-zero pages are left
-    /// unchanged. On error the page is unchanged.
+    /// the LSN per [`LsnPolicy::Table`] (a table that is not logging gets
+    /// a fresh random LSN, written into `page`), the checksum, encryption
+    /// with the latest key version, the version stamped. An index page's
+    /// bytes between `page_used` and the checksum are zeroed. Header,
+    /// bitmap and all-zero pages are left unchanged. On error the page is
+    /// unchanged.
     ///
     /// # Errors
-    /// [`Error::Page`] for a page of the wrong size or with a bad
-    /// `page_used`, or when the key is not available.
+    /// [`Error::Page`] for a page of the wrong size, with a bad
+    /// `page_used`, with a non-zero key-version field
+    /// ([`PageFault::AlreadyEncrypted`]), or when the key is not available;
+    /// [`Error::Rng`] when a fresh LSN cannot be drawn.
     pub fn encrypt_page(
         &self,
         file: PageFile,
         page_no: u32,
         page: &mut [u8],
     ) -> Result<PageStatus, Error> {
-        let mut pages = [PageRef {
+        self.encrypt_page_with(file, page_no, page, WriteOptions::new())
+    }
+
+    /// [`encrypt_page`](Self::encrypt_page) with an explicit key version
+    /// and LSN choice ([`WriteOptions`]): the LSN is kept, or a fresh one
+    /// is written into `page`, as `options.lsn()` says.
+    ///
+    /// # Errors
+    /// As `encrypt_page`.
+    pub fn encrypt_page_with(
+        &self,
+        file: PageFile,
+        page_no: u32,
+        page: &mut [u8],
+        options: WriteOptions,
+    ) -> Result<PageStatus, Error> {
+        let mut one = [PageRef {
             number: page_no,
             data: page,
         }];
-        self.encrypt_pages(file, &mut pages)
-            .pop()
-            .unwrap_or(Ok(PageStatus::Unwritten))
+        let mut result = [Ok(PageStatus::Unwritten)];
+        self.encrypt_into(file, &mut Pages::Refs(&mut one), options, &mut result);
+        let [result] = result;
+        result
     }
 
     /// Decrypts an encrypted page in place as the server's read hook does:
@@ -308,17 +440,20 @@ impl TableCipher {
         page_no: u32,
         page: &mut [u8],
     ) -> Result<PageStatus, Error> {
-        let mut pages = [PageRef {
+        let mut one = [PageRef {
             number: page_no,
             data: page,
         }];
-        self.decrypt_pages(file, &mut pages)
-            .pop()
-            .unwrap_or(Ok(PageStatus::Unwritten))
+        let mut result = [Ok(PageStatus::Unwritten)];
+        self.decrypt_into(file, &mut Pages::Refs(&mut one), &mut result);
+        let [result] = result;
+        result
     }
 
-    /// [`encrypt_page`](Self::encrypt_page) from `src` into `dst`; `src` is
-    /// never modified.
+    /// [`encrypt_page`](Self::encrypt_page) from `src` into `dst`, as the
+    /// server encrypts into a separate buffer: `src` is never modified, and
+    /// a fresh LSN ([`LsnPolicy::Table`]) is written into `dst` only. On
+    /// error `dst` is not written, so no plaintext reaches it.
     ///
     /// # Errors
     /// As `encrypt_page`, and [`Error::LengthMismatch`].
@@ -329,12 +464,20 @@ impl TableCipher {
         src: &[u8],
         dst: &mut [u8],
     ) -> Result<PageStatus, Error> {
-        copy_page(src, dst)?;
-        self.encrypt_page(file, page_no, dst)
+        check_lengths(src, dst)?;
+        let mut result = [Ok(PageStatus::Unwritten)];
+        let mut one = Pages::One {
+            number: page_no,
+            src,
+            dst,
+        };
+        self.encrypt_into(file, &mut one, WriteOptions::new(), &mut result);
+        let [result] = result;
+        result
     }
 
     /// [`decrypt_page`](Self::decrypt_page) from `src` into `dst`; `src` is
-    /// never modified.
+    /// never modified. On error `dst` holds a copy of `src`.
     ///
     /// # Errors
     /// As `decrypt_page`, and [`Error::LengthMismatch`].
@@ -345,183 +488,749 @@ impl TableCipher {
         src: &[u8],
         dst: &mut [u8],
     ) -> Result<PageStatus, Error> {
-        copy_page(src, dst)?;
-        self.decrypt_page(file, page_no, dst)
+        check_lengths(src, dst)?;
+        let mut result = [Ok(PageStatus::Unwritten)];
+        let mut one = Pages::One {
+            number: page_no,
+            src,
+            dst,
+        };
+        self.decrypt_into(file, &mut one, &mut result);
+        let [result] = result;
+        result
     }
 
-    /// Encrypts many plaintext pages of one file with the latest key
-    /// version, through the kernel's multi-buffer path (a buffer-pool
-    /// flush). Returns one result per page; a page that fails is unchanged.
+    /// Encrypts many plaintext pages of one file in place with the latest
+    /// key version and [`LsnPolicy::Table`], through the kernel's
+    /// multi-buffer path (a buffer-pool flush). Returns one result per
+    /// page; a page that fails is unchanged. Each page is handled as by
+    /// [`encrypt_page`](Self::encrypt_page).
     pub fn encrypt_pages(
         &self,
         file: PageFile,
         pages: &mut [PageRef<'_>],
     ) -> Vec<Result<PageStatus, Error>> {
-        // As the server: the latest version of the key on every write.
-        let version = self.latest_version().map_err(|e| match e {
-            Error::KeyProvider { .. } => PageFault::from_key_error(e, self.key_id, None),
-            _ => PageFault::NoKey {
-                key_id: self.key_id,
-            },
-        });
-        self.encrypt_with_version(file, pages, version)
+        self.encrypt_pages_with(file, pages, WriteOptions::new())
     }
 
     /// [`encrypt_pages`](Self::encrypt_pages) with an explicit key version
-    /// instead of the latest one (to reproduce a page exactly, or to write
-    /// a version the provider does not call latest).
+    /// instead of the latest one, keeping every page's LSN: exact
+    /// re-encryption, whatever the table.
+    #[deprecated(
+        note = "use `encrypt_pages_with(file, pages, WriteOptions::exact(key_version))`; \
+                keeping the LSN of a changed page of a table that is not logging reuses its IV"
+    )]
     pub fn encrypt_pages_as(
         &self,
         file: PageFile,
         pages: &mut [PageRef<'_>],
         key_version: u32,
     ) -> Vec<Result<PageStatus, Error>> {
-        self.encrypt_with_version(file, pages, Ok(key_version))
+        self.encrypt_pages_with(file, pages, WriteOptions::exact(key_version))
     }
 
-    fn encrypt_with_version(
+    /// [`encrypt_pages`](Self::encrypt_pages) with an explicit key version
+    /// and LSN choice ([`WriteOptions`]): each page keeps its LSN, or gets
+    /// a fresh one written into it, as `options.lsn()` says.
+    pub fn encrypt_pages_with(
         &self,
         file: PageFile,
         pages: &mut [PageRef<'_>],
-        version: Result<u32, PageFault>,
+        options: WriteOptions,
     ) -> Vec<Result<PageStatus, Error>> {
-        // Looked up once for the batch; reported only by the pages that
-        // need it.
-        let key = version.and_then(|v| Ok((v, self.page_key(v)?)));
-        let mut results = Vec::with_capacity(pages.len());
-        // The checksum covers the header with the key version zeroed and
-        // then the body (`crc_end == body.end` for every page kind): the
-        // kernel computes it as the CRC of the body with the header as its
-        // prefix, while it encrypts the body (the VAES-512 CBC batch inside
-        // its SIMD lanes). The checksum slot is past the body, so storing
-        // it after encryption gives the same bytes as storing it before.
-        let mut jobs = Vec::with_capacity(pages.len());
-        // Per job: where its checksum goes.
-        let mut crc_slots = Vec::with_capacity(pages.len());
-        for page in pages.iter_mut() {
-            let layout = match self.classify(file, page.number, page.data) {
-                Ok(PageKind::Encrypted(layout)) => layout,
-                Ok(kind) => {
-                    results.push(Ok(skipped(&kind)));
-                    continue;
-                }
-                Err(e) => {
-                    results.push(Err(e));
-                    continue;
-                }
-            };
-            let version = match &key {
-                Ok((version, _)) => *version,
-                Err(fault) => {
-                    results.push(Err(self.page_error(file, page.number, fault.clone())));
-                    continue;
-                }
-            };
-            debug_assert_eq!(layout.crc_end, layout.body.end);
-            let data = &mut *page.data;
-            let header = layout.checksummed_header(data);
-            let iv = page_iv(self.crypt.space, page.number, data);
-            let (head, rest) = data.split_at_mut(layout.body.start);
-            let (body, after) = rest.split_at_mut(layout.body.len());
-            jobs.push(
-                Job::in_place(iv, body).with_prefixed_crc(page.number, &header[..head.len()]),
-            );
-            let slot_at = after.len() - CRC_LEN;
-            crc_slots.push(&mut after[slot_at..]);
-            write_le32(head, layout.key_version_at, version);
-            results.push(Ok(PageStatus::Encrypted {
-                key_version: version,
-            }));
-        }
-        let Ok((_, aes)) = key else { return results };
-        aes.encrypt_batch(self.mode, &mut jobs);
-        for (job, slot) in jobs.iter().zip(crc_slots) {
-            // Every job asked for its checksum.
-            if let Some(crc) = job.crc() {
-                slot.copy_from_slice(&page_crc_finish(crc).to_le_bytes());
-            }
-        }
+        let mut results: Vec<Result<PageStatus, Error>> = (0..pages.len())
+            .map(|_| Ok(PageStatus::Unwritten))
+            .collect();
+        self.encrypt_into(file, &mut Pages::Refs(pages), options, &mut results);
         results
     }
 
-    /// Decrypts many pages of one file, each with the key version stamped
-    /// in it, and verifies every checksum. Returns one result per page; a
-    /// page that fails is left exactly as it was.
+    /// Decrypts many pages of one file in place, each with the key
+    /// version stamped in it, and verifies every checksum. Returns one
+    /// result per page; a page that fails is left exactly as it was.
+    ///
+    /// Each distinct key version in the batch is looked up once; see
+    /// [`decrypt_contiguous`](Self::decrypt_contiguous) for the bound on
+    /// the work a batch can cause.
     pub fn decrypt_pages(
         &self,
         file: PageFile,
         pages: &mut [PageRef<'_>],
     ) -> Vec<Result<PageStatus, Error>> {
-        let mut results: Vec<Result<PageStatus, Error>> = Vec::with_capacity(pages.len());
-        // (layout, key, version) for the pages to decrypt.
-        let mut work: Vec<Option<(Layout, Arc<Aes>, u32)>> = Vec::with_capacity(pages.len());
-        for page in pages.iter() {
-            let (result, prepared) = match self.classify(file, page.number, page.data) {
-                Ok(PageKind::Encrypted(layout)) => {
-                    let version = layout.key_version(page.data);
-                    match self.page_key(version) {
-                        Ok(aes) => (
-                            Ok(PageStatus::Encrypted {
-                                key_version: version,
-                            }),
-                            Some((layout, aes, version)),
-                        ),
-                        Err(fault) => (Err(self.page_error(file, page.number, fault)), None),
-                    }
-                }
-                Ok(kind) => (Ok(skipped(&kind)), None),
-                Err(e) => (Err(e), None),
-            };
-            results.push(result);
-            work.push(prepared);
-        }
-
-        // Decrypt, grouped by key so each group is one kernel batch.
-        let mut done = vec![false; pages.len()];
-        for first in 0..pages.len() {
-            let Some((_, aes, _)) = &work[first] else {
-                continue;
-            };
-            if done[first] {
-                continue;
-            }
-            let aes = Arc::clone(aes);
-            let mut jobs = Vec::new();
-            for ((page, w), done) in pages.iter_mut().zip(&work).zip(done.iter_mut()).skip(first) {
-                let Some((layout, key, _)) = w else { continue };
-                if *done || !Arc::ptr_eq(key, &aes) {
-                    continue;
-                }
-                *done = true;
-                let iv = page_iv(self.crypt.space, page.number, page.data);
-                jobs.push(Job::in_place(iv, &mut page.data[layout.body.clone()]));
-            }
-            aes.decrypt_batch(self.mode, &mut jobs);
-        }
-
-        // Verify; restore the pages that fail.
-        for ((page, w), result) in pages.iter_mut().zip(&work).zip(results.iter_mut()) {
-            let Some((layout, aes, version)) = w else {
-                continue;
-            };
-            let data = &mut *page.data;
-            write_le32(data, layout.key_version_at, 0);
-            let computed = page_crc(page.number, &data[..layout.crc_end]);
-            let stored = read_le32(data, data.len() - CRC_LEN);
-            if computed != stored {
-                // CBC and CTR are permutations: encrypting the output gives
-                // back the exact input bytes.
-                let iv = page_iv(self.crypt.space, page.number, data);
-                aes.encrypt(self.mode, &iv, &mut data[layout.body.clone()]);
-                write_le32(data, layout.key_version_at, *version);
-                *result = Err(self.page_error(
-                    file,
-                    page.number,
-                    PageFault::Checksum { stored, computed },
-                ));
-            }
-        }
+        let mut results: Vec<Result<PageStatus, Error>> = (0..pages.len())
+            .map(|_| Ok(PageStatus::Unwritten))
+            .collect();
+        self.decrypt_into(file, &mut Pages::Refs(pages), &mut results);
         results
+    }
+
+    /// Encrypts consecutive pages in place: `pages` holds whole pages,
+    /// the first of them page `first_page` of `file`. Writes one result
+    /// per page into `results`; each page is handled as by
+    /// [`encrypt_page_with`](Self::encrypt_page_with) (a fresh LSN, when
+    /// `options` and the table call for one, is written into the page),
+    /// with one key lookup for the whole call and no heap allocation.
+    ///
+    /// # Errors
+    /// [`Error::Batch`], with nothing touched, if `pages` is not a whole
+    /// number of pages, `results` has another length, or the page numbers
+    /// would pass 4294967295. Per-page errors go into `results`.
+    pub fn encrypt_contiguous(
+        &self,
+        file: PageFile,
+        first_page: u32,
+        pages: &mut [u8],
+        options: WriteOptions,
+        results: &mut [Result<PageStatus, Error>],
+    ) -> Result<(), Error> {
+        self.check_run(first_page, pages.len(), results.len())?;
+        let mut run = Pages::Run {
+            first: first_page,
+            block: self.geometry.block_size as usize,
+            buf: pages,
+        };
+        self.encrypt_into(file, &mut run, options, results);
+        Ok(())
+    }
+
+    /// [`encrypt_contiguous`](Self::encrypt_contiguous) from `src` into
+    /// `dst` (a buffer-pool flush into a write buffer): `src` is never
+    /// modified, fresh LSNs are written into `dst` only, and the `dst`
+    /// page of a page that fails is not written, so no plaintext reaches
+    /// it. Header, bitmap and all-zero pages are copied.
+    ///
+    /// # Errors
+    /// As `encrypt_contiguous`, and [`Error::LengthMismatch`] if `src` and
+    /// `dst` differ in length.
+    pub fn encrypt_contiguous_to(
+        &self,
+        file: PageFile,
+        first_page: u32,
+        src: &[u8],
+        dst: &mut [u8],
+        options: WriteOptions,
+        results: &mut [Result<PageStatus, Error>],
+    ) -> Result<(), Error> {
+        check_lengths(src, dst)?;
+        self.check_run(first_page, src.len(), results.len())?;
+        let mut run = Pages::RunTo {
+            first: first_page,
+            block: self.geometry.block_size as usize,
+            src,
+            dst,
+        };
+        self.encrypt_into(file, &mut run, options, results);
+        Ok(())
+    }
+
+    /// Decrypts consecutive pages in place: `pages` holds whole pages, the
+    /// first of them page `first_page` of `file`. Writes one result per
+    /// page into `results`; a page that fails is left exactly as it was.
+    ///
+    /// Work is bounded whatever the pages hold: every page is decrypted
+    /// once, and once more only to restore a page that fails its checksum;
+    /// the provider is asked for a key at most once per distinct key
+    /// version stamped in the call's pages (so at most once per page, even
+    /// for a crafted file with a different version in every page). A call
+    /// with up to 8 distinct versions allocates nothing; more versions
+    /// cost one sort of the remaining pages by version.
+    ///
+    /// # Errors
+    /// As [`encrypt_contiguous`](Self::encrypt_contiguous).
+    pub fn decrypt_contiguous(
+        &self,
+        file: PageFile,
+        first_page: u32,
+        pages: &mut [u8],
+        results: &mut [Result<PageStatus, Error>],
+    ) -> Result<(), Error> {
+        self.check_run(first_page, pages.len(), results.len())?;
+        let mut run = Pages::Run {
+            first: first_page,
+            block: self.geometry.block_size as usize,
+            buf: pages,
+        };
+        self.decrypt_into(file, &mut run, results);
+        Ok(())
+    }
+
+    /// [`decrypt_contiguous`](Self::decrypt_contiguous) from `src` into
+    /// `dst` (a read into the buffer pool): `src` is never modified; the
+    /// `dst` page of a page that fails holds a copy of its `src` page.
+    ///
+    /// # Errors
+    /// As `decrypt_contiguous`, and [`Error::LengthMismatch`] if `src` and
+    /// `dst` differ in length.
+    pub fn decrypt_contiguous_to(
+        &self,
+        file: PageFile,
+        first_page: u32,
+        src: &[u8],
+        dst: &mut [u8],
+        results: &mut [Result<PageStatus, Error>],
+    ) -> Result<(), Error> {
+        check_lengths(src, dst)?;
+        self.check_run(first_page, src.len(), results.len())?;
+        let mut run = Pages::RunTo {
+            first: first_page,
+            block: self.geometry.block_size as usize,
+            src,
+            dst,
+        };
+        self.decrypt_into(file, &mut run, results);
+        Ok(())
+    }
+
+    /// The checks of a contiguous call, before anything is touched.
+    fn check_run(&self, first: u32, len: usize, results: usize) -> Result<(), Error> {
+        if !is_valid_block_size(self.geometry.block_size) {
+            return Err(Error::Batch(BatchFault::NotWholePages {
+                len,
+                block_size: self.geometry.block_size as usize,
+            }));
+        }
+        let block = self.geometry.block_size as usize;
+        if !len.is_multiple_of(block) {
+            return Err(Error::Batch(BatchFault::NotWholePages {
+                len,
+                block_size: block,
+            }));
+        }
+        let pages = len / block;
+        if results != pages {
+            return Err(Error::Batch(BatchFault::Results { pages, results }));
+        }
+        let last = u64::from(first) + (pages as u64).saturating_sub(1);
+        if last > u64::from(u32::MAX) {
+            return Err(Error::Batch(BatchFault::PageNumbers { first, pages }));
+        }
+        Ok(())
+    }
+
+    /// The key version and local key of a write, looked up once per call.
+    fn write_key(&self, version: Option<u32>) -> Result<(u32, Arc<Aes>), PageFault> {
+        let version = match version {
+            Some(version) => version,
+            // As the server: the latest version of the key on every write.
+            None => self.latest_version().map_err(|e| match e {
+                Error::KeyVersionNotFound { version, .. } => PageFault::KeyVersion(version),
+                Error::KeyProvider { .. } => PageFault::from_key_error(e, self.key_id, None),
+                _ => PageFault::NoKey {
+                    key_id: self.key_id,
+                },
+            })?,
+        };
+        Ok((version, self.page_key(version)?))
+    }
+
+    /// Whether a write under `policy` draws a fresh LSN.
+    fn fresh_lsn(&self, policy: LsnPolicy) -> bool {
+        match policy {
+            LsnPolicy::Table => !self.is_logging(),
+            LsnPolicy::Fresh => true,
+            LsnPolicy::Keep => false,
+        }
+    }
+
+    /// The write path shared by every encryption entry point: `results[i]`
+    /// is written for every page `i`.
+    fn encrypt_into(
+        &self,
+        file: PageFile,
+        pages: &mut Pages<'_, '_>,
+        options: WriteOptions,
+        results: &mut [Result<PageStatus, Error>],
+    ) {
+        // Looked up once for the call; reported only by the pages that
+        // need it.
+        let key = self.write_key(options.key_version);
+        let fresh = self.fresh_lsn(options.lsn);
+        let count = pages.len();
+        let mut start = 0;
+        while start < count {
+            let mut slots: [Option<Slot<'_>>; WRITE_CHUNK] = [const { None }; WRITE_CHUNK];
+            let n = pages.slots(start, &mut slots);
+            if n == 0 {
+                break;
+            }
+            // One draw from the operating system per chunk.
+            let mut lsns = [[0u8; LSN_LEN]; WRITE_CHUNK];
+            let drawn = if fresh {
+                fill_random(lsns[..n].as_flattened_mut())
+            } else {
+                Ok(())
+            };
+            // The checksum covers the header with the key version zeroed
+            // and then the body (`crc_end == body.end` for every page
+            // kind): the kernel computes it as the CRC of the body with
+            // the header as its prefix, while it encrypts the body (the
+            // VAES-512 CBC batch inside its SIMD lanes). The checksum slot
+            // is past the body, so storing it after encryption gives the
+            // same bytes as storing it before.
+            let mut jobs: [Job<'_>; WRITE_CHUNK] =
+                std::array::from_fn(|_| Job::in_place([0; 16], &mut []));
+            let mut crc_slots: [Option<&mut [u8]>; WRITE_CHUNK] = [const { None }; WRITE_CHUNK];
+            let mut queued = 0;
+            for (i, slot) in slots[..n].iter_mut().enumerate() {
+                let Some(slot) = slot.take() else { continue };
+                let lsn = fresh.then(|| drawn.map(|()| lsns[i]));
+                results[start + i] = match self.prepare_write(file, slot, &key, lsn) {
+                    Ok(Prepared::Skipped(status)) => Ok(status),
+                    Ok(Prepared::Job { status, job, crc }) => {
+                        jobs[queued] = job;
+                        crc_slots[queued] = Some(crc);
+                        queued += 1;
+                        Ok(status)
+                    }
+                    Err(e) => Err(e),
+                };
+            }
+            if let Ok((_, aes)) = &key {
+                aes.encrypt_batch(self.mode, &mut jobs[..queued]);
+            }
+            for (job, slot) in jobs.iter().zip(&mut crc_slots).take(queued) {
+                // Every queued job asked for its checksum.
+                if let (Some(crc), Some(slot)) = (job.crc(), slot) {
+                    slot.copy_from_slice(&page_crc_finish(crc).to_le_bytes());
+                }
+            }
+            start += n;
+        }
+    }
+
+    /// One page of a write, up to its kernel job: every check first, then
+    /// the header, the zeroed gap past an index page's `page_used` and
+    /// the job. A page that fails a check is not touched.
+    fn prepare_write<'a>(
+        &self,
+        file: PageFile,
+        slot: Slot<'a>,
+        key: &Result<(u32, Arc<Aes>), PageFault>,
+        lsn: Option<Result<[u8; LSN_LEN], getrandom::Error>>,
+    ) -> Result<Prepared<'a>, Error> {
+        let Slot { number, src, dst } = slot;
+        let input: &[u8] = src.unwrap_or(dst);
+        let layout = match self.classify(file, number, input)? {
+            PageKind::Encrypted(layout) => layout,
+            kind => {
+                if let Some(src) = src {
+                    dst.copy_from_slice(src);
+                }
+                return Ok(Prepared::Skipped(skipped(&kind)));
+            }
+        };
+        let fault = |fault| self.page_error(file, number, fault);
+        let size = || {
+            fault(PageFault::Size {
+                expected: self.geometry.block_size as usize,
+                actual: input.len(),
+            })
+        };
+        // The server zeroes the key-version field of every plaintext page
+        // (see `AlreadyEncrypted`'s check in the module docs); a non-zero
+        // one is a page encrypted already.
+        match layout.try_key_version(input) {
+            Some(0) => {}
+            Some(key_version) => return Err(fault(PageFault::AlreadyEncrypted { key_version })),
+            None => return Err(size()),
+        }
+        let (version, _) = key.as_ref().map_err(|f| fault(f.clone()))?;
+        // `None`: the LSN is kept.
+        let fresh = lsn.transpose().map_err(crate::error::rng_error)?;
+        let head_len = layout.body.start;
+        let mut head = [0u8; HEADER_MAX];
+        let (Some(head_dst), Some(head_src)) = (head.get_mut(..head_len), input.get(..head_len))
+        else {
+            return Err(size());
+        };
+        head_dst.copy_from_slice(head_src);
+        if let Some(fresh) = fresh {
+            head[..LSN_LEN].copy_from_slice(&fresh);
+        }
+        let lsn = head.first_chunk::<LSN_LEN>().map_or(0, lsn_of);
+        let iv = iv_of(self.crypt.space, number, lsn);
+        let checksummed = layout.checksummed_header(&head);
+        let gap_end = input.len().checked_sub(CRC_LEN).ok_or_else(size)?;
+        if layout.body.end > gap_end {
+            return Err(size());
+        }
+
+        // Checked: now write.
+        let (dst_head, rest) = dst.split_at_mut(head_len);
+        let (body, after) = rest.split_at_mut(layout.body.len());
+        let (gap, crc) = after.split_at_mut(gap_end - layout.body.end);
+        let job = match src {
+            None => Job::in_place(iv, body),
+            Some(src) => Job::buf_to_buf(iv, &src[layout.body.clone()], body)?,
+        };
+        dst_head.copy_from_slice(&head[..head_len]);
+        write_le32(dst_head, layout.key_version_at, *version);
+        // The server encrypts into a fresh buffer and never copies the
+        // bytes past `page_used` (spec §5.4): zeroes here, so that nothing
+        // of the caller's reaches the output there.
+        gap.fill(0);
+        Ok(Prepared::Job {
+            status: PageStatus::Encrypted {
+                key_version: *version,
+            },
+            job: job.with_prefixed_crc(number, &checksummed[..head_len]),
+            crc,
+        })
+    }
+
+    /// The read path shared by every decryption entry point: `results[i]`
+    /// is written for every page `i`.
+    fn decrypt_into(
+        &self,
+        file: PageFile,
+        pages: &mut Pages<'_, '_>,
+        results: &mut [Result<PageStatus, Error>],
+    ) {
+        let mut keys = VersionKeys::default();
+        let count = pages.len();
+        for i in 0..count {
+            let (number, input) = pages.input(i);
+            let kind = self.classify(file, number, input);
+            if let Ok(PageKind::Encrypted(layout)) = &kind
+                && let Some(version) = layout.try_key_version(input)
+                && keys.find(version).is_none()
+                && keys.is_full()
+            {
+                // More distinct versions than the small table holds:
+                // group the rest by version so that each is derived once.
+                self.decrypt_grouped(file, pages, i, &keys, results);
+                return;
+            }
+            let slot = pages.slot(i);
+            results[i] = self.decrypt_one(file, slot, kind, |version| {
+                keys.get_or_derive(version, || self.page_key(version))
+            });
+        }
+    }
+
+    /// Decrypts pages `from..` grouped by their stamped version, each
+    /// version's key derived once (or taken from `known`).
+    fn decrypt_grouped(
+        &self,
+        file: PageFile,
+        pages: &mut Pages<'_, '_>,
+        from: usize,
+        known: &VersionKeys,
+        results: &mut [Result<PageStatus, Error>],
+    ) {
+        // (version, page); 0, never a valid stamp, for the pages whose
+        // version is not read.
+        let mut order: Vec<(u32, usize)> = (from..pages.len())
+            .map(|i| {
+                let (number, input) = pages.input(i);
+                let version = match self.geometry.classify(file, number, input) {
+                    Ok(PageKind::Encrypted(layout)) => layout.try_key_version(input).unwrap_or(0),
+                    _ => 0,
+                };
+                (version, i)
+            })
+            .collect();
+        order.sort_unstable();
+        for group in order.chunk_by(|a, b| a.0 == b.0) {
+            let version = group[0].0;
+            let key = match known.find(version) {
+                Some(known) => known.clone(),
+                None if version == 0 => Err(PageFault::KeyVersion(0)),
+                None => self.page_key(version),
+            };
+            for &(_, i) in group {
+                let (number, input) = pages.input(i);
+                let kind = self.classify(file, number, input);
+                let slot = pages.slot(i);
+                results[i] = self.decrypt_one(file, slot, kind, |_| &key);
+            }
+        }
+    }
+
+    /// One page of a read: decrypt, zero the stamp, verify; a page that
+    /// fails is restored (in place) or its `dst` gets a copy of `src`.
+    fn decrypt_one<'k>(
+        &self,
+        file: PageFile,
+        slot: Slot<'_>,
+        kind: Result<PageKind, Error>,
+        key_for: impl FnOnce(u32) -> &'k VersionKey,
+    ) -> Result<PageStatus, Error> {
+        let Slot { number, src, dst } = slot;
+        let restore = |dst: &mut [u8]| {
+            if let Some(src) = src {
+                dst.copy_from_slice(src);
+            }
+        };
+        let layout = match kind {
+            Ok(PageKind::Encrypted(layout)) => layout,
+            Ok(kind) => {
+                restore(dst);
+                return Ok(skipped(&kind));
+            }
+            Err(e) => {
+                restore(dst);
+                return Err(e);
+            }
+        };
+        let input: &[u8] = src.unwrap_or(dst);
+        let len = input.len();
+        let fault = |fault| self.page_error(file, number, fault);
+        let Some(version) = layout.try_key_version(input) else {
+            restore(dst);
+            return Err(fault(PageFault::Size {
+                expected: self.geometry.block_size as usize,
+                actual: len,
+            }));
+        };
+        let aes = match key_for(version) {
+            Ok(aes) => aes,
+            Err(f) => {
+                restore(dst);
+                return Err(fault(f.clone()));
+            }
+        };
+        let lsn = input.first_chunk::<LSN_LEN>().map_or(0, lsn_of);
+        let iv = iv_of(self.crypt.space, number, lsn);
+        let body = layout.body.clone();
+        match src {
+            None => aes.decrypt(self.mode, &iv, &mut dst[body.clone()]),
+            Some(src) => {
+                dst[..body.start].copy_from_slice(&src[..body.start]);
+                aes.decrypt_to(self.mode, &iv, &src[body.clone()], &mut dst[body.clone()])?;
+                dst[body.end..].copy_from_slice(&src[body.end..]);
+            }
+        }
+        write_le32(dst, layout.key_version_at, 0);
+        let computed = page_crc(number, &dst[..layout.crc_end]);
+        let stored = read_le32(dst, len.saturating_sub(CRC_LEN));
+        if stored == Some(computed) {
+            return Ok(PageStatus::Encrypted {
+                key_version: version,
+            });
+        }
+        match src {
+            // CBC and CTR are permutations: encrypting the output gives
+            // back the exact input bytes.
+            None => {
+                aes.encrypt(self.mode, &iv, &mut dst[body]);
+                write_le32(dst, layout.key_version_at, version);
+            }
+            Some(src) => dst.copy_from_slice(src),
+        }
+        Err(fault(PageFault::Checksum {
+            stored: stored.unwrap_or(0),
+            computed,
+        }))
+    }
+}
+
+/// Pages handed to the kernel per write batch: enough to keep every SIMD
+/// lane busy, small enough for the stack.
+const WRITE_CHUNK: usize = 64;
+
+/// Distinct key versions a read keeps keys for without allocating.
+const SMALL_VERSIONS: usize = 8;
+
+/// One page of a call: in place (`src` is `None`), or read from `src` and
+/// written to `dst`.
+struct Slot<'a> {
+    number: u32,
+    src: Option<&'a [u8]>,
+    dst: &'a mut [u8],
+}
+
+/// The pages of one call, in any of the forms the entry points take. The
+/// contiguous forms have been checked to hold whole pages with page
+/// numbers that fit in `u32`.
+enum Pages<'p, 'a> {
+    Refs(&'p mut [PageRef<'a>]),
+    Run {
+        first: u32,
+        block: usize,
+        buf: &'p mut [u8],
+    },
+    RunTo {
+        first: u32,
+        block: usize,
+        src: &'p [u8],
+        dst: &'p mut [u8],
+    },
+    One {
+        number: u32,
+        src: &'p [u8],
+        dst: &'p mut [u8],
+    },
+}
+
+impl Pages<'_, '_> {
+    fn len(&self) -> usize {
+        match self {
+            Pages::Refs(pages) => pages.len(),
+            Pages::Run { block, buf, .. } => buf.len() / block,
+            Pages::RunTo { block, src, .. } => src.len() / block,
+            Pages::One { .. } => 1,
+        }
+    }
+
+    fn number(first: u32, i: usize) -> u32 {
+        first.wrapping_add(i as u32)
+    }
+
+    /// Page `i`'s number and the bytes to read.
+    fn input(&self, i: usize) -> (u32, &[u8]) {
+        match self {
+            Pages::Refs(pages) => (pages[i].number, &*pages[i].data),
+            Pages::Run { first, block, buf } => {
+                (Self::number(*first, i), &buf[i * block..(i + 1) * block])
+            }
+            Pages::RunTo {
+                first, block, src, ..
+            } => (Self::number(*first, i), &src[i * block..(i + 1) * block]),
+            Pages::One { number, src, .. } => (*number, src),
+        }
+    }
+
+    /// Page `i` as a slot.
+    fn slot(&mut self, i: usize) -> Slot<'_> {
+        match self {
+            Pages::Refs(pages) => {
+                let page = &mut pages[i];
+                Slot {
+                    number: page.number,
+                    src: None,
+                    dst: &mut *page.data,
+                }
+            }
+            Pages::Run { first, block, buf } => Slot {
+                number: Self::number(*first, i),
+                src: None,
+                dst: &mut buf[i * *block..(i + 1) * *block],
+            },
+            Pages::RunTo {
+                first,
+                block,
+                src,
+                dst,
+            } => Slot {
+                number: Self::number(*first, i),
+                src: Some(&src[i * *block..(i + 1) * *block]),
+                dst: &mut dst[i * *block..(i + 1) * *block],
+            },
+            Pages::One { number, src, dst } => Slot {
+                number: *number,
+                src: Some(src),
+                dst,
+            },
+        }
+    }
+
+    /// Pages `start..` as slots, as many as `out` holds; returns how many.
+    fn slots<'s>(&'s mut self, start: usize, out: &mut [Option<Slot<'s>>]) -> usize {
+        let room = out.len();
+        let mut n = 0;
+        let mut put = |slot| {
+            out[n] = Some(slot);
+            n += 1;
+        };
+        match self {
+            Pages::Refs(pages) => {
+                for page in pages.iter_mut().skip(start).take(room) {
+                    put(Slot {
+                        number: page.number,
+                        src: None,
+                        dst: &mut *page.data,
+                    });
+                }
+            }
+            Pages::Run { first, block, buf } => {
+                for (i, dst) in buf
+                    .chunks_exact_mut(*block)
+                    .enumerate()
+                    .skip(start)
+                    .take(room)
+                {
+                    put(Slot {
+                        number: Self::number(*first, i),
+                        src: None,
+                        dst,
+                    });
+                }
+            }
+            Pages::RunTo {
+                first,
+                block,
+                src,
+                dst,
+            } => {
+                let pairs = src.chunks_exact(*block).zip(dst.chunks_exact_mut(*block));
+                for (i, (src, dst)) in pairs.enumerate().skip(start).take(room) {
+                    put(Slot {
+                        number: Self::number(*first, i),
+                        src: Some(src),
+                        dst,
+                    });
+                }
+            }
+            Pages::One { number, src, dst } => {
+                if start == 0 {
+                    put(Slot {
+                        number: *number,
+                        src: Some(src),
+                        dst,
+                    });
+                }
+            }
+        }
+        n
+    }
+}
+
+/// A page of a write, checked and set up.
+enum Prepared<'a> {
+    /// Left as it is (copied, out of place).
+    Skipped(PageStatus),
+    /// Header written; the body waits for the kernel, then the checksum.
+    Job {
+        status: PageStatus,
+        job: Job<'a>,
+        crc: &'a mut [u8],
+    },
+}
+
+/// A version's local key, or why the provider could not give it.
+type VersionKey = Result<Arc<Aes>, PageFault>;
+
+/// The keys of a read for up to [`SMALL_VERSIONS`] versions, each derived
+/// (or its failure recorded) once.
+#[derive(Default)]
+struct VersionKeys {
+    entries: [Option<(u32, VersionKey)>; SMALL_VERSIONS],
+}
+
+impl VersionKeys {
+    fn find(&self, version: u32) -> Option<&VersionKey> {
+        self.entries
+            .iter()
+            .map_while(Option::as_ref)
+            .find(|(v, _)| *v == version)
+            .map(|(_, key)| key)
+    }
+
+    fn is_full(&self) -> bool {
+        self.entries.iter().all(Option::is_some)
+    }
+
+    /// The key for `version`; a version not seen yet takes a free entry
+    /// (the caller has checked there is one).
+    fn get_or_derive(&mut self, version: u32, derive: impl FnOnce() -> VersionKey) -> &VersionKey {
+        let at = self
+            .entries
+            .iter()
+            .position(|e| e.as_ref().is_none_or(|(v, _)| *v == version))
+            .unwrap_or(SMALL_VERSIONS - 1);
+        let entry = self.entries[at].get_or_insert_with(|| (version, derive()));
+        &entry.1
     }
 }
 
@@ -534,25 +1243,45 @@ fn skipped(kind: &PageKind) -> PageStatus {
 }
 
 fn write_le32(page: &mut [u8], at: usize, value: u32) {
-    if let Some(field) = page.get_mut(at..at + 4) {
+    if let Some(field) = at.checked_add(4).and_then(|end| page.get_mut(at..end)) {
         field.copy_from_slice(&value.to_le_bytes());
     }
 }
 
-fn copy_page(src: &[u8], dst: &mut [u8]) -> Result<(), Error> {
+fn check_lengths(src: &[u8], dst: &[u8]) -> Result<(), Error> {
     if src.len() != dst.len() {
         return Err(Error::LengthMismatch {
             src: src.len(),
             dst: dst.len(),
         });
     }
-    dst.copy_from_slice(src);
     Ok(())
+}
+
+/// Random bytes from the operating system's CSPRNG, for fresh LSNs.
+#[cfg(not(test))]
+fn fill_random(buf: &mut [u8]) -> Result<(), getrandom::Error> {
+    getrandom::fill(buf)
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Makes this thread's draws fail, to test the error path.
+    static RNG_FAILS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+#[cfg(test)]
+fn fill_random(buf: &mut [u8]) -> Result<(), getrandom::Error> {
+    if RNG_FAILS.get() {
+        return Err(getrandom::Error::UNSUPPORTED);
+    }
+    getrandom::fill(buf)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aria::page_iv;
     use crate::keys::{KeyMaterial, VersionedKeyProvider};
 
     const BS: usize = 4096;
@@ -597,6 +1326,8 @@ mod tests {
         write_le32(page, layout.key_version_at, 0);
         let crc = page_crc(page_no, &page[..layout.crc_end]);
         write_le32(page, BS - CRC_LEN, crc);
+        // Nothing of the caller's past `page_used`.
+        page[layout.body.end..BS - CRC_LEN].fill(0);
         let iv = page_iv(cipher.crypt.space, page_no, page);
         let aes = cipher.local_key(VERSION).unwrap();
         aes.encrypt(cipher.mode, &iv, &mut page[layout.body.clone()]);
@@ -638,8 +1369,10 @@ mod tests {
         for (n, page) in pool.chunks_exact_mut(BS).enumerate() {
             page[7] = n as u8 % 4;
             let page_no = n as u32 + 1;
-            // The checksum covers the key version as zero (types 1 and 2).
-            if matches!(n, 1 | 2) {
+            // A plaintext page's key version is zero.
+            if n % 4 == 3 {
+                page[8..12].fill(0);
+            } else {
                 page[12..16].fill(0);
             }
             match n {
@@ -662,7 +1395,7 @@ mod tests {
                 2 => kh + 15,
                 3 => kh + 16,
                 4 => kh + 160,
-                5 => BS - CRC_LEN,
+                5 => BS - CRC_LEN - 1,
                 _ => kh + 1000 + n,
             };
             page[kh - 2..kh].copy_from_slice(&(used as u16).to_be_bytes());
@@ -707,7 +1440,11 @@ mod tests {
                             reference(&cipher, file, n as u32 + 1, page);
                         }
                         let mut got = plain.clone();
-                        let results = cipher.encrypt_pages_as(file, &mut refs(&mut got), VERSION);
+                        let results = cipher.encrypt_pages_with(
+                            file,
+                            &mut refs(&mut got),
+                            WriteOptions::exact(VERSION),
+                        );
                         assert!(results.iter().all(Result::is_ok));
                         for (n, (a, b)) in got.chunks(BS).zip(want.chunks(BS)).enumerate() {
                             assert!(a == b, "{backend} {mode} {file} page {n}");
@@ -719,7 +1456,7 @@ mod tests {
                             [4, 5]
                         };
                         for n in forged {
-                            assert_eq!(read_le32(&got, (n + 1) * BS - CRC_LEN), 0xffff_fffd);
+                            assert_eq!(read_le32(&got, (n + 1) * BS - CRC_LEN), Some(0xffff_fffd));
                         }
                         // Decryption verifies every checksum.
                         let results = cipher.decrypt_pages(file, &mut refs(&mut got));
@@ -728,5 +1465,42 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A failed draw from the operating system's generator is
+    /// `Error::Rng` for every page that needs a fresh LSN, and those pages
+    /// are not touched, in place or out of place; pages that keep their
+    /// LSN are still written.
+    #[test]
+    fn rng_failure_is_a_typed_error_and_touches_nothing() {
+        let cipher = cipher(Mode::Ctr, Backend::active(), false);
+        let plain = data_pages(3);
+        let mut pool = plain.clone();
+        RNG_FAILS.set(true);
+        let results = cipher.encrypt_pages(PageFile::Data, &mut refs(&mut pool));
+        let mut dst = vec![0x5a; plain.len()];
+        let mut out = [const { Ok(PageStatus::Unwritten) }; 3];
+        cipher
+            .encrypt_contiguous_to(
+                PageFile::Data,
+                1,
+                &plain,
+                &mut dst,
+                WriteOptions::new(),
+                &mut out,
+            )
+            .unwrap();
+        let kept = cipher.encrypt_pages_with(
+            PageFile::Data,
+            &mut refs(&mut pool.clone()),
+            WriteOptions::exact(VERSION),
+        );
+        RNG_FAILS.set(false);
+        for r in results.iter().chain(&out) {
+            assert!(matches!(r, Err(Error::Rng { .. })), "{r:?}");
+        }
+        assert!(pool == plain);
+        assert!(dst.iter().all(|&b| b == 0x5a));
+        assert!(kept.iter().all(Result::is_ok));
     }
 }

@@ -96,13 +96,10 @@ impl CryptData {
     /// Fresh `space` and `scheme_iv` from the operating system's CSPRNG.
     ///
     /// # Errors
-    /// [`Error::Io`] if the operating system has no randomness to give.
+    /// [`Error::Rng`] if the operating system has no randomness to give.
     pub fn generate() -> Result<Self, Error> {
         let mut bytes = [0u8; 20];
-        getrandom::fill(&mut bytes).map_err(|e| Error::Io {
-            path: "getrandom".into(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
+        getrandom::fill(&mut bytes).map_err(crate::error::rng_error)?;
         let mut scheme_iv = [0u8; 16];
         scheme_iv.copy_from_slice(&bytes[4..]);
         Ok(CryptData {

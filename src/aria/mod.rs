@@ -7,7 +7,7 @@ mod header;
 mod open;
 mod page;
 
-pub use cipher::{PageRef, PageStatus, TableCipher};
+pub use cipher::{LsnPolicy, PageRef, PageStatus, TableCipher, WriteOptions};
 pub use header::{
     CRYPT_BLOCK_LEN, CryptData, EXTRA_OPTION_ENCRYPTED, MAGIC, MAX_HEADER_LEN,
     OPTION_PAGE_CHECKSUM, OPTION_TMP_TABLE, RowFormat, TableGeometry, TableHeader,

@@ -79,8 +79,20 @@ pub struct Layout {
 pub(crate) const HEADER_MAX: usize = 32;
 
 impl Layout {
-    /// The key version stamped in `page`.
+    /// The key version stamped in `page`, or 0 when the field is not
+    /// inside `page` (0 is never a valid version).
+    #[deprecated(
+        since = "0.1.1",
+        note = "use `try_key_version`, which tells a field outside the page from a stamped 0"
+    )]
     pub fn key_version(&self, page: &[u8]) -> u32 {
+        self.try_key_version(page).unwrap_or(0)
+    }
+
+    /// The key version stamped in `page`; `None` when the 4-byte field at
+    /// `key_version_at` is not inside `page` (a `Layout` built by hand, or
+    /// a page shorter than its layout).
+    pub fn try_key_version(&self, page: &[u8]) -> Option<u32> {
         read_le32(page, self.key_version_at)
     }
 
@@ -103,7 +115,11 @@ impl Layout {
         // The version's 32 bits at bit 8·at of the 256-bit header, split
         // over its two halves.
         let field = u128::from(u32::MAX);
-        let shift = 8 * self.key_version_at as u32;
+        // A field past the first 32 bytes masks nothing (shift >= 256).
+        let shift = u32::try_from(self.key_version_at)
+            .ok()
+            .and_then(|at| at.checked_mul(8))
+            .unwrap_or(u32::MAX);
         let lo_mask = field.checked_shl(shift).unwrap_or(0);
         let hi_mask = match shift.checked_sub(128) {
             Some(above) => field.checked_shl(above).unwrap_or(0),
@@ -171,7 +187,9 @@ impl TableGeometry {
     /// # Errors
     /// [`PageFault::Size`] if `page` is not one block long,
     /// [`PageFault::PageUsed`] for an index page whose `page_used` is out of
-    /// range.
+    /// range: below the page header, or at or past `block_size - 4`, which
+    /// the server's read hook refuses (`ma_crypt_index_post_read_hook`:
+    /// `page_used >= block_size - CRC_SIZE` is `HA_ERR_DECRYPTION_FAILED`).
     pub fn classify(
         &self,
         file: PageFile,
@@ -197,11 +215,14 @@ impl TableGeometry {
             PageFile::Index => {
                 let kh = self.index_header_len();
                 let used = usize::from(u16::from_be_bytes([page[kh - 2], page[kh - 1]]));
-                if !(kh..=bs - CRC_LEN).contains(&used) {
+                // As the server's read hook: `page_used` counts the header
+                // and must end before the checksum.
+                let max = bs - CRC_LEN - 1;
+                if !(kh..=max).contains(&used) {
                     return Err(PageFault::PageUsed {
                         value: used as u32,
                         min: kh as u32,
-                        max: (bs - CRC_LEN) as u32,
+                        max: max as u32,
                     });
                 }
                 Ok(PageKind::Encrypted(Layout {
@@ -229,30 +250,42 @@ impl TableGeometry {
     }
 }
 
-pub(crate) fn read_le32(page: &[u8], at: usize) -> u32 {
-    let bytes = page.get(at..at + 4).and_then(|b| b.first_chunk::<4>());
-    bytes.map_or(0, |b| u32::from_le_bytes(*b))
+/// The little-endian `u32` at `at`, or `None` when those four bytes are
+/// not all inside `page`.
+pub(crate) fn read_le32(page: &[u8], at: usize) -> Option<u32> {
+    let bytes = page.get(at..at.checked_add(4)?)?.first_chunk::<4>()?;
+    Some(u32::from_le_bytes(*bytes))
 }
 
 /// The 7-byte LSN at the start of a page: a 3-byte log file number and a
-/// 4-byte offset, both little-endian (`lsn_korr`).
+/// 4-byte offset, both little-endian (`lsn_korr`). A buffer shorter than
+/// 7 bytes, which no page is, gives 0; the page cipher only reads the LSN
+/// of pages it has checked are one block long.
 pub fn page_lsn(page: &[u8]) -> u64 {
-    match page.first_chunk::<7>() {
-        Some(b) => {
-            let file = u64::from(b[0]) | u64::from(b[1]) << 8 | u64::from(b[2]) << 16;
-            let offset = u64::from(u32::from_le_bytes([b[3], b[4], b[5], b[6]]));
-            file << 32 | offset
-        }
-        None => 0,
-    }
+    page.first_chunk::<LSN_LEN>().map_or(0, lsn_of)
 }
+
+/// The LSN of a page's first seven bytes.
+pub(crate) fn lsn_of(b: &[u8; LSN_LEN]) -> u64 {
+    let file = u64::from(b[0]) | u64::from(b[1]) << 8 | u64::from(b[2]) << 16;
+    let offset = u64::from(u32::from_le_bytes([b[3], b[4], b[5], b[6]]));
+    file << 32 | offset
+}
+
+/// The LSN field: the first seven bytes of every data and index page.
+pub(crate) const LSN_LEN: usize = 7;
 
 /// The page IV: `LE32(space) ‖ LE32(page number) ‖ LE64(lsn)` (spec §4.2).
 pub fn page_iv(space: u32, page_no: u32, page: &[u8]) -> [u8; 16] {
+    iv_of(space, page_no, page_lsn(page))
+}
+
+/// The page IV from an LSN already read.
+pub(crate) fn iv_of(space: u32, page_no: u32, lsn: u64) -> [u8; 16] {
     let mut iv = [0u8; 16];
     iv[..4].copy_from_slice(&space.to_le_bytes());
     iv[4..8].copy_from_slice(&page_no.to_le_bytes());
-    iv[8..].copy_from_slice(&page_lsn(page).to_le_bytes());
+    iv[8..].copy_from_slice(&lsn.to_le_bytes());
     iv
 }
 

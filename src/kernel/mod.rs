@@ -421,6 +421,8 @@ impl Aes {
             Mode::Cbc => {
                 let fused = jobs.iter().any(|job| job.crc.is_some())
                     && self.engine.cbc_encrypt_multi_crc(jobs);
+                #[cfg(test)]
+                tests::count_fused_batch(fused);
                 if !fused {
                     input_crcs(jobs);
                     self.engine.cbc_encrypt_multi(jobs);
@@ -558,5 +560,84 @@ fn check_aligned(len: usize) -> Result<(), Error> {
         Ok(())
     } else {
         Err(Error::NotBlockAligned(len))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    thread_local! {
+        /// Batches of this thread whose CRCs were computed inside the lanes.
+        static FUSED_BATCHES: Cell<u64> = const { Cell::new(0) };
+    }
+
+    /// The test-only hook in [`Aes::encrypt_batch`] (once per batch).
+    pub(super) fn count_fused_batch(fused: bool) {
+        FUSED_BATCHES.with(|count| count.set(count.get() + u64::from(fused)));
+    }
+
+    /// Runs `f` and returns how many batches it ran with the fused CRC.
+    fn fused_batches_in(f: impl FnOnce()) -> u64 {
+        let before = FUSED_BATCHES.with(Cell::get);
+        f();
+        FUSED_BATCHES.with(Cell::get) - before
+    }
+
+    /// Whether the CPU can fuse the CRC into CBC lanes, by the standard
+    /// library's detection rather than the kernel's own.
+    fn cpu_fuses_crc() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            std::arch::is_x86_feature_detected!("vaes")
+                && std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("avx512vl")
+                && std::arch::is_x86_feature_detected!("pclmulqdq")
+                && std::arch::is_x86_feature_detected!("vpclmulqdq")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        false
+    }
+
+    /// The fused CRC runs exactly where it should: CBC encryption batches
+    /// with a CRC request on VAES-512 with VPCLMULQDQ, and nowhere else.
+    /// The CRC values themselves are checked in `tests/kernel_crc.rs`.
+    #[test]
+    fn fused_crc_runs_where_it_should() {
+        let mut ran_fused = false;
+        for &backend in Backend::supported() {
+            let aes = Aes::with_backend(&[3; 16], backend).unwrap();
+            let mut pages = vec![vec![7u8; 8 * BLOCK + 5]; 3];
+            let mut batch = |mode: Mode, encrypt: bool, ask: bool| {
+                let mut jobs: Vec<Job<'_>> = pages
+                    .iter_mut()
+                    .map(|page| Job::in_place([1; BLOCK], page))
+                    .map(|job| if ask { job.with_crc(0) } else { job })
+                    .collect();
+                fused_batches_in(|| {
+                    if encrypt {
+                        aes.encrypt_batch(mode, &mut jobs);
+                    } else {
+                        aes.decrypt_batch(mode, &mut jobs);
+                    }
+                })
+            };
+            let fuses = backend == Backend::Vaes512 && cpu_fuses_crc();
+            assert_eq!(batch(Mode::Cbc, true, true), u64::from(fuses), "{backend}");
+            assert_eq!(batch(Mode::Cbc, true, false), 0, "{backend}: no CRC asked");
+            assert_eq!(batch(Mode::Cbc, false, true), 0, "{backend}: decryption");
+            assert_eq!(batch(Mode::Ctr, true, true), 0, "{backend}: CTR");
+            ran_fused |= fuses;
+        }
+        if !ran_fused {
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "skipped: fused_crc_runs_where_it_should saw no fused batch (no VAES-512 with VPCLMULQDQ)"
+            );
+        }
     }
 }

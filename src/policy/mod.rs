@@ -2,9 +2,11 @@
 //! from one cipher to another (rotation, a new key source, the other
 //! algorithm, a fresh per-table key), which MariaDB itself cannot do.
 
-use crate::Error;
-use crate::aria::{PageFile, PageRef, PageStatus, TableCipher, TableHeader};
+use crate::aria::{
+    LsnPolicy, PageFile, PageRef, PageStatus, TableCipher, TableHeader, WriteOptions,
+};
 use crate::keys::KeyProvider;
+use crate::{Error, PageFault};
 
 /// The key id of ordinary tables (MariaDB's `ENCRYPTION_KEY_SYSTEM_DATA`).
 pub const SYSTEM_KEY_ID: u32 = 1;
@@ -65,53 +67,80 @@ pub fn key_id(kind: TableKind, provider: &dyn KeyProvider) -> u32 {
 }
 
 /// Re-encrypts pages of one file: each is decrypted and verified with
-/// `from`, then encrypted with the latest key version of `to`. A page that
-/// fails is left exactly as it was; pages `from` leaves alone (header,
+/// `from`, then encrypted with the latest key version of `to`, keeping its
+/// LSN ([`WriteOptions`] with [`LsnPolicy::Keep`]: the LSN of a
+/// transactional table is its log position, and a page whose contents do
+/// not change needs no fresh IV). Pages `from` leaves alone (header,
 /// bitmap, unwritten) stay as they are.
+///
+/// A page that fails is left exactly as it was, whatever the providers do:
+/// the original bytes of the batch are kept and copied back, never
+/// re-derived.
 ///
 /// `from` and `to` may differ in key provider, key id, algorithm and crypt
 /// data (a fresh `space`/`scheme_iv`); they describe the same table, so
-/// they must have the same geometry.
+/// they must have the same geometry: otherwise every page fails with
+/// [`Error::GeometryMismatch`] and none is touched.
 pub fn rekey_pages(
     from: &TableCipher,
     to: &TableCipher,
     file: PageFile,
     pages: &mut [PageRef<'_>],
 ) -> Vec<Result<PageStatus, Error>> {
-    let mut results = from.decrypt_pages(file, pages);
-    let decrypted: Vec<Option<u32>> = results
+    if from.geometry() != to.geometry() {
+        return pages
+            .iter()
+            .map(|_| {
+                Err(Error::GeometryMismatch {
+                    from: *from.geometry(),
+                    to: *to.geometry(),
+                })
+            })
+            .collect();
+    }
+    let originals: Vec<u8> = pages
         .iter()
-        .map(|r| match r {
-            Ok(PageStatus::Encrypted { key_version }) => Some(*key_version),
-            _ => None,
-        })
+        .flat_map(|page| page.data.iter().copied())
         .collect();
+    let mut results = from.decrypt_pages(file, pages);
     let mut plain: Vec<PageRef<'_>> = pages
         .iter_mut()
-        .zip(&decrypted)
-        .filter(|(_, v)| v.is_some())
+        .zip(&results)
+        .filter(|(_, r)| matches!(r, Ok(PageStatus::Encrypted { .. })))
         .map(|(page, _)| PageRef {
             number: page.number,
             data: &mut *page.data,
         })
         .collect();
-    let mut encrypted = to.encrypt_pages(file, &mut plain).into_iter();
+    let keep_lsn = WriteOptions::new().with_lsn(LsnPolicy::Keep);
+    let mut encrypted = to
+        .encrypt_pages_with(file, &mut plain, keep_lsn)
+        .into_iter();
     drop(plain);
-    for ((page, result), original) in pages.iter_mut().zip(results.iter_mut()).zip(&decrypted) {
-        let Some(original) = original else { continue };
-        match encrypted.next() {
-            Some(Ok(status)) => *result = Ok(status),
-            Some(Err(e)) => {
-                // Back to the exact original bytes: same key, version, IV.
-                let mut undo = [PageRef {
-                    number: page.number,
-                    data: &mut *page.data,
-                }];
-                from.encrypt_pages_as(file, &mut undo, *original);
-                *result = Err(e);
-            }
-            None => {}
+    for (page, result) in pages.iter().zip(results.iter_mut()) {
+        if let Ok(PageStatus::Encrypted { .. }) = result {
+            *result = match encrypted.next() {
+                Some(Ok(status @ PageStatus::Encrypted { .. })) => Ok(status),
+                Some(Err(e)) => Err(e),
+                // Decrypted by `from`, but `to` saw no page to encrypt (a
+                // page that decrypts to all zeros): never leave it plain.
+                Some(Ok(_)) | None => Err(Error::Page {
+                    path: None,
+                    file,
+                    page: page.number,
+                    fault: PageFault::KeyVersion(0),
+                }),
+            };
         }
+    }
+    // Every page that failed gets its original bytes back.
+    let mut at = 0;
+    for (page, result) in pages.iter_mut().zip(&results) {
+        let len = page.data.len();
+        if result.is_err() {
+            page.data.copy_from_slice(&originals[at..at + len]);
+        }
+        at += len;
     }
     results
 }

@@ -215,6 +215,25 @@ Examples:
   aria-crypt bench --block-size 16384 --seconds 2 --json"
     )]
     Bench(BenchArgs),
+
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(
+        long_about = "\
+Print the completion script for SHELL on standard output, generated from \
+the same definitions as --help. The Debian package installs the bash, zsh \
+and fish scripts; elsewhere, write the script where the shell looks for it.",
+        after_help = "\
+Examples:
+  aria-crypt completions bash > ~/.local/share/bash-completion/completions/aria-crypt
+  aria-crypt completions zsh > /usr/local/share/zsh/site-functions/_aria-crypt
+  aria-crypt completions fish > ~/.config/fish/completions/aria-crypt.fish"
+    )]
+    Completions(CompletionsArgs),
+
+    /// Write the man pages, generated from the same definitions as --help,
+    /// into DIR: aria-crypt.1 and aria-crypt-COMMAND.1 for each command.
+    #[command(hide = true)]
+    Manpages(ManpagesArgs),
 }
 
 /// Where keys come from.
@@ -457,4 +476,21 @@ pub struct BenchArgs {
     /// Seconds per measurement (at least one pass is always made).
     #[arg(long, default_value_t = 0.5)]
     pub seconds: f64,
+}
+
+/// `completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+/// `manpages` (hidden: for packagers).
+#[derive(Debug, Args)]
+pub struct ManpagesArgs {
+    /// Directory for the man pages (created if missing; pages there are
+    /// replaced).
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
 }

@@ -74,6 +74,16 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The commands that write files for packagers have no JSON form.
+fn no_json(cli: &Cli, command: &str) -> Result<(), ToolError> {
+    if cli.json {
+        return Err(ToolError::input(format!(
+            "{command} writes roff or shell script; --json does not apply"
+        )));
+    }
+    Ok(())
+}
+
 fn run(cli: &Cli) -> Result<Status, ToolError> {
     let backend = match &cli.backend {
         None => None,
@@ -109,5 +119,13 @@ fn run(cli: &Cli) -> Result<Status, ToolError> {
         Command::Decrypt(args) => commands::decrypt::run(ctx, args),
         Command::Audit(args) => commands::audit::run(ctx, args),
         Command::Bench(args) => commands::bench::run(ctx, args),
+        Command::Completions(args) => {
+            no_json(cli, "completions")?;
+            commands::completions::run(args)?
+        }
+        Command::Manpages(args) => {
+            no_json(cli, "manpages")?;
+            commands::manpages::run(args)?
+        }
     })
 }

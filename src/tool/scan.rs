@@ -230,7 +230,10 @@ impl Tally {
         match geometry.classify(file, number, page) {
             Ok(PageKind::Encrypted(layout)) => {
                 self.encrypted += 1;
-                *self.versions.entry(layout.key_version(page)).or_default() += 1;
+                *self
+                    .versions
+                    .entry(layout.try_key_version(page).unwrap_or(0))
+                    .or_default() += 1;
                 *self.kinds.entry((ext, layout.kind.name())).or_default() += 1;
                 true
             }

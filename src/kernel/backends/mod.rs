@@ -25,6 +25,8 @@ mod x86_aesni;
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code, reason = "PCLMULQDQ intrinsics for the fused CRC")]
 mod x86_crc;
+#[cfg(all(target_arch = "x86_64", miri))]
+mod x86_miri;
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code, reason = "VAES intrinsics on raw block pointers")]
 mod x86_vaes256;

@@ -11,13 +11,16 @@
 //! with VAES but no AVX-512 (Zen 3, Alder Lake) would never get the 256-bit
 //! backend. We read CPUID and XCR0 ourselves instead.
 
+#[cfg(not(miri))]
+use core::arch::x86_64::{__cpuid, __cpuid_count, _mm_aeskeygenassist_si128, _xgetbv};
 use core::arch::x86_64::{
-    __cpuid, __cpuid_count, __m128i, _mm_aesimc_si128, _mm_aeskeygenassist_si128,
-    _mm_cvtsi32_si128, _mm_cvtsi128_si32, _mm_loadu_si128, _mm_shuffle_epi32, _mm_storeu_si128,
-    _xgetbv,
+    __m128i, _mm_aesimc_si128, _mm_cvtsi32_si128, _mm_cvtsi128_si32, _mm_loadu_si128,
+    _mm_shuffle_epi32, _mm_storeu_si128,
 };
 use std::sync::atomic::{AtomicU32, Ordering};
 
+#[cfg(miri)]
+use super::x86_miri::_mm_aeskeygenassist_si128;
 use crate::kernel::schedule::RoundKeys;
 
 const AES: u32 = 1 << 0;
@@ -43,6 +46,7 @@ fn features() -> u32 {
 
 // `__cpuid` became a safe function in newer Rust; the MSRV still needs the
 // `unsafe` blocks.
+#[cfg(not(miri))]
 #[allow(unused_unsafe)]
 fn read_cpuid() -> u32 {
     let bit = |reg: u32, n: u32| reg & (1 << n) != 0;
@@ -80,6 +84,40 @@ fn read_cpuid() -> u32 {
     }
     // AVX-512 F (16), BW (30), VL (31).
     if zmm_state && bit(leaf7.ebx, 16) && bit(leaf7.ebx, 30) && bit(leaf7.ebx, 31) {
+        found |= ZMM;
+    }
+    found
+}
+
+/// Miri has no CPUID or XGETBV: the features the build enables
+/// (`RUSTFLAGS='-C target-feature=...'`, see `scripts/miri.sh`) stand in.
+#[cfg(miri)]
+fn read_cpuid() -> u32 {
+    let mut found = 0;
+    if cfg!(all(
+        target_feature = "aes",
+        target_feature = "ssse3",
+        target_feature = "sse4.1"
+    )) {
+        found |= AES;
+    }
+    if cfg!(target_feature = "pclmulqdq") {
+        found |= CLMUL;
+    }
+    if cfg!(all(target_feature = "avx", target_feature = "avx2")) {
+        found |= YMM;
+    }
+    if cfg!(target_feature = "vaes") {
+        found |= VAES;
+    }
+    if cfg!(target_feature = "vpclmulqdq") {
+        found |= VPCLMUL;
+    }
+    if cfg!(all(
+        target_feature = "avx512f",
+        target_feature = "avx512bw",
+        target_feature = "avx512vl"
+    )) {
         found |= ZMM;
     }
     found

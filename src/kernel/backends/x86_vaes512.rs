@@ -13,6 +13,9 @@
 
 use core::arch::x86_64::*;
 
+#[cfg(miri)]
+use super::x86_miri::_mm512_ternarylogic_epi64;
+
 use super::x86::{Vaes512ClmulToken, Vaes512Token};
 use super::x86_aesni::{self, by_rounds, load, store};
 use super::x86_crc;

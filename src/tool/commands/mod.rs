@@ -3,8 +3,10 @@
 
 pub mod audit;
 pub mod bench;
+pub mod completions;
 pub mod decrypt;
 pub mod info;
+pub mod manpages;
 pub mod rekey;
 pub mod verify;
 
