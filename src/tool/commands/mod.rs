@@ -68,6 +68,20 @@ pub fn note_server(report: &mut Report, table: &TableRef) {
     }
 }
 
+/// Warns about a table that was not closed cleanly; returns why, for JSON.
+pub fn note_unclean(report: &mut Report, table: &Table) -> Value {
+    match table.state.unclean() {
+        Some(why) => {
+            report.warn(format!(
+                "{}: {why}; let the server run its recovery (start it, or CHECK TABLE / REPAIR TABLE) before re-keying it",
+                table.name()
+            ));
+            json!(why)
+        }
+        None => Value::Null,
+    }
+}
+
 /// A table verified with `keys`.
 #[derive(Debug)]
 pub struct Verified<'k> {

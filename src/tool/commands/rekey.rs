@@ -45,7 +45,11 @@ pub fn run(ctx: Ctx, args: &RekeyArgs) -> Status {
             return report.finish();
         }
     };
-    let mut guard = Guard::default();
+    let mut guard = if args.dry_run {
+        Guard::default()
+    } else {
+        Guard::new(&args.aria_log_dir)
+    };
     for table in resolve(&mut report, &args.tables) {
         let mut job = Job {
             ctx,
@@ -60,10 +64,17 @@ pub fn run(ctx: Ctx, args: &RekeyArgs) -> Status {
         let result = job.run();
         let Job { mut m, .. } = job;
         if let Err(err) = result {
-            report.error(&err);
+            if err.message.is_empty() {
+                // Refused for a reason already printed for its data directory.
+                report.status(err.status);
+            } else {
+                report.error(&err);
+            }
             m.insert("ok".into(), json!(false));
             m.entry("action").or_insert(json!("error"));
-            m.insert("error".into(), json!(err.message));
+            if !err.message.is_empty() {
+                m.insert("error".into(), json!(err.message));
+            }
         }
         if !m.contains_key("table") {
             m.insert("table".into(), json!(table.stem.display().to_string()));
@@ -144,21 +155,27 @@ impl Job<'_> {
         } else {
             self.check_server()?;
             match journal::recover(self.table)? {
-                Some(Recovered::Completed(path)) => return self.completed(&path),
-                Some(Recovered::RolledBack(files)) => {
+                Some(Recovered::Completed { journal, notes }) => {
+                    for note in notes {
+                        self.report.warn(note);
+                    }
+                    return self.completed(&journal);
+                }
+                Some(Recovered::RolledBack { files, reason }) => {
                     let names = files
                         .iter()
                         .map(|f| f.display().to_string())
                         .collect::<Vec<_>>()
                         .join(", ");
+                    let why = reason.map_or_else(String::new, |r| format!(" ({r})"));
                     self.m.insert("recovery".into(), json!("rolled_back"));
                     self.report.warn(format!(
-                        "{}: rolled back an interrupted rekey: deleted {names}",
+                        "{}: rolled back an interrupted rekey{why}: deleted {names}",
                         self.table.stem.display()
                     ));
                     if self.args.recover {
                         self.action("rolled_back", true);
-                        self.say("RECOVERED", format!("rolled back an interrupted rekey (deleted {names}); the table is unchanged"));
+                        self.say("RECOVERED", format!("rolled back an interrupted rekey{why} (deleted {names}); the table is the old one"));
                         return Ok(());
                     }
                 }
@@ -172,6 +189,11 @@ impl Job<'_> {
         }
 
         let table = Table::open(self.table)?;
+        if let Some(problem) = table.length_problem() {
+            self.action("refused", false);
+            return Err(ToolError::failed(format!("{problem}; nothing changed")));
+        }
+        self.check_clean(&table)?;
         let recovery = self.m.remove("recovery");
         self.m = table_json(&table);
         if let Some(recovery) = recovery {
@@ -198,11 +220,44 @@ impl Job<'_> {
     fn check_server(&mut self) -> Result<(), ToolError> {
         let dir = self.table.mai.parent().unwrap_or(Path::new("."));
         let files = [self.table.mai.as_path(), self.table.mad.as_path()];
-        let warnings = self.guard.check(dir, &files, self.args.force)?;
-        for w in warnings {
-            self.report.warn(w);
+        match self.guard.check(dir, &files, self.args.force) {
+            Ok(warnings) => {
+                for w in warnings {
+                    self.report.warn(w);
+                }
+                Ok(())
+            }
+            Err(refusal) => {
+                self.action("refused", false);
+                if refusal.repeated {
+                    self.say("REFUSED", &refusal.error.message);
+                    self.m.insert("error".into(), json!(refusal.error.message));
+                    Err(ToolError::failed(""))
+                } else {
+                    Err(refusal.error)
+                }
+            }
         }
-        Ok(())
+    }
+
+    /// Refuses a table that was not closed cleanly, unless --force: the
+    /// server's recovery must see the pages it logged.
+    fn check_clean(&mut self, table: &Table) -> Result<(), ToolError> {
+        let Some(why) = table.state.unclean() else {
+            return Ok(());
+        };
+        if self.args.force {
+            self.report.warn(format!(
+                "{}: {why}; re-keying it anyway because of --force",
+                table.name()
+            ));
+            return Ok(());
+        }
+        self.action("refused", false);
+        Err(ToolError::failed(format!(
+            "{}: {why}: start the server and let it run its recovery (or CHECK TABLE / REPAIR TABLE it) first, or use --force; nothing changed",
+            table.name()
+        )))
     }
 
     /// After a journaled replacement was completed: check the table now
@@ -435,30 +490,58 @@ impl Job<'_> {
                 (*kind, journal::new_path(&real), real)
             })
             .collect();
+        let journal_path = journal::journal_path(self.table);
+        let sizes: Vec<(PathBuf, u64)> = targets
+            .iter()
+            .zip(table.files())
+            .map(|((_, _, real), (_, _, len))| (real.clone(), len))
+            .collect();
+        journal::preflight(&sizes, &journal_path)?;
         let written = write_new(table, source.checker.cipher(), target, &targets);
-        let replacements = written.and_then(|()| {
+        let committed = written.and_then(|()| {
             check_new(self.ctx, table, source, target, &targets)?;
-            targets
+            let mut replacements = targets
                 .iter()
                 .map(|(_, new, real)| Replacement::of(new.clone(), real.clone()))
-                .collect::<Result<Vec<_>, _>>()
+                .collect::<Result<Vec<_>, _>>()?;
+            for r in &mut replacements {
+                r.keep_old()?;
+            }
+            failpoint("new-files-ready");
+            Journal::commit(journal_path.clone(), replacements, &targets[0].2)
         });
-        let replacements = match replacements {
-            Ok(r) => r,
+        let journal = match committed {
+            Ok(journal) => journal,
             Err(err) => {
-                for (_, new, _) in &targets {
-                    let _ = std::fs::remove_file(new);
+                let mut written: Vec<PathBuf> = Vec::new();
+                for (_, new, real) in &targets {
+                    written.push(new.clone());
+                    written.push(journal::backup_path(real));
                 }
+                written.push(journal::with_tmp(&journal_path));
+                let deleted = journal::clean_up(&written);
+                let deleted = if deleted.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " (deleted what it had written: {})",
+                        deleted
+                            .iter()
+                            .map(|f| f.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                };
                 return Err(ToolError::failed(format!(
-                    "{}; nothing changed",
+                    "{}; nothing changed{deleted}",
                     err.message
                 )));
             }
         };
-        failpoint("new-files-ready");
-        let journal = Journal::commit(journal::journal_path(self.table), replacements)?;
         failpoint("journal-committed");
-        journal.apply(false)?;
+        for note in journal.apply()? {
+            self.report.warn(note);
+        }
         failpoint("done");
         Ok(())
     }
@@ -516,8 +599,8 @@ fn write_new(
                     "{err} (the file changed since it was verified?)"
                 )));
             }
-            output
-                .write_all_at(buf, u64::from(first) * bs as u64)
+            journal::injected_error("new-file-write")
+                .and_then(|()| output.write_all_at(buf, u64::from(first) * bs as u64))
                 .map_err(|e| ToolError::write(new, &e))?;
             failpoint("batch-written");
             Ok(())

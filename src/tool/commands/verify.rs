@@ -1,13 +1,15 @@
 //! `aria-crypt verify`: every page decrypted in memory, every checksum
 //! checked, every failure explained.
 
+use serde_json::json;
+
 use super::{
-    Ctx, note_pending, note_server, plain_json, resolve, table_json, verification_json,
+    Ctx, note_pending, note_server, note_unclean, plain_json, resolve, table_json, verification_json,
     verify_table,
 };
 use crate::tool::cli::VerifyArgs;
 use crate::tool::keys::Keys;
-use crate::tool::outcome::Status;
+use crate::tool::outcome::{Status, ToolError};
 use crate::tool::report::{Report, failed_table_json, out, plural, problem_lines, versions_text};
 use crate::tool::table::Table;
 use crate::tool::walk::TableRef;
@@ -39,8 +41,16 @@ fn one(ctx: Ctx, report: &mut Report, keys: &Keys, files: &TableRef, args: &Veri
             return;
         }
     };
+    note_unclean(report, &table);
     let mut m = table_json(&table);
     m.insert("pending_rekey".into(), pending);
+    if let Some(problem) = table.length_problem() {
+        report.error(&ToolError::failed(problem.clone()));
+        m.insert("ok".into(), json!(false));
+        m.insert("error".into(), json!(problem));
+        report.table(m.into());
+        return;
+    }
     if !table.header.is_encrypted() {
         plain_json(&mut m, &table);
         if !ctx.json {
