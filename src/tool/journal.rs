@@ -314,40 +314,46 @@ fn state_lines(files: &[Replacement]) -> String {
         .join("; ")
 }
 
-/// Shell commands that put the old table back, where its files exist.
+/// Shell commands that put the old or the new table in place, from the
+/// files that are left.
 fn restore_commands(journal: &Path, files: &[Replacement]) -> String {
-    let mut cmds: Vec<String> = files
+    let old: Option<Vec<String>> = files
         .iter()
-        .filter_map(|r| {
-            let b = r.backup.as_ref()?;
-            b.path.exists().then(|| {
-                format!(
+        .map(|r| {
+            if r.new.exists() && r.target.exists() {
+                Some(format!("rm '{}'", r.new.display()))
+            } else {
+                let b = r.backup.as_ref().filter(|b| b.path.exists())?;
+                Some(format!(
                     "mv '{}' '{}'",
                     b.path.display(),
                     r.target.display()
-                )
-            })
+                ))
+            }
         })
         .collect();
-    if cmds.len() == files.len() {
-        cmds.extend(
-            files
-                .iter()
-                .map(|r| format!("rm -f '{}'", r.new.display())),
-        );
-        cmds.push(format!("rm '{}'", journal.display()));
-        format!("to restore the old table: {}", cmds.join(" && "))
-    } else {
-        let forward: Vec<String> = files
-            .iter()
-            .filter(|r| r.new.exists())
-            .map(|r| format!("mv '{}' '{}'", r.new.display(), r.target.display()))
-            .collect();
-        format!(
-            "the old files are not all kept; to finish the new table: {} && rm '{}', then CHECK TABLE it on the server",
-            if forward.is_empty() { "true".to_string() } else { forward.join(" && ") },
-            journal.display()
-        )
+    let new: Option<Vec<String>> = files
+        .iter()
+        .map(|r| {
+            if r.new.exists() {
+                Some(format!("mv '{}' '{}'", r.new.display(), r.target.display()))
+            } else {
+                // Renamed already, if the target is there.
+                r.target.exists().then(|| "true".to_string())
+            }
+        })
+        .collect();
+    let done = format!("rm '{}'", journal.display());
+    match (old, new) {
+        (Some(cmds), _) => format!(
+            "to restore the old table: {} && {done}",
+            cmds.join(" && ")
+        ),
+        (None, Some(cmds)) => format!(
+            "to put the new table in place: {} && {done}, then CHECK TABLE it on the server",
+            cmds.join(" && ")
+        ),
+        (None, None) => "neither the old nor the new version of every file is left: restore the table from a backup".to_string(),
     }
 }
 
@@ -358,7 +364,11 @@ impl Journal {
     /// # Errors
     /// Exit status 1; the journal does not exist then (nor its temporary
     /// file).
-    pub fn commit(path: PathBuf, files: Vec<Replacement>, like: &Path) -> Result<Journal, ToolError> {
+    pub fn commit(
+        path: PathBuf,
+        files: Vec<Replacement>,
+        like: &Path,
+    ) -> Result<Journal, ToolError> {
         let entries = files
             .iter()
             .map(|r| {
@@ -438,7 +448,11 @@ impl Journal {
                     .as_u64()
                     .ok_or_else(|| bad("entry without a size"))?;
                 let crc32 = crc(&f["crc32"]).ok_or_else(|| bad("entry without a CRC-32"))?;
-                let backup = match (f["old"].as_str(), f["old_size"].as_u64(), crc(&f["old_crc32"])) {
+                let backup = match (
+                    f["old"].as_str(),
+                    f["old_size"].as_u64(),
+                    crc(&f["old_crc32"]),
+                ) {
                     (Some(path), Some(size), Some(crc)) => Some(Backup {
                         path: PathBuf::from(path),
                         size,
@@ -578,6 +592,20 @@ impl Journal {
     /// # Errors
     /// Exit status 1 when an old file is not kept or cannot be put back.
     pub fn roll_back(&self) -> Result<(), ToolError> {
+        // Every old file that is needed must be there before one is moved.
+        for r in &self.files {
+            let replaced = !r.target.exists() || !r.new.exists();
+            if let Some(b) = &r.backup
+                && replaced
+                && !b.path.exists()
+            {
+                return Err(ToolError::failed(format!(
+                    "{}: the old file {} is gone",
+                    r.target.display(),
+                    b.path.display()
+                )));
+            }
+        }
         let mut dirs = BTreeSet::new();
         for r in &self.files {
             let Some(b) = &r.backup else {
@@ -600,7 +628,10 @@ impl Journal {
             dirs.insert(parent(&r.target).to_path_buf());
         }
         for r in &self.files {
-            for path in [Some(&r.new), r.backup.as_ref().map(|b| &b.path)].into_iter().flatten() {
+            for path in [Some(&r.new), r.backup.as_ref().map(|b| &b.path)]
+                .into_iter()
+                .flatten()
+            {
                 match std::fs::remove_file(path) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -637,13 +668,20 @@ impl Journal {
             }),
             Err(err) => Err(stuck(format!("{reason}, and {}", err.message))),
         };
-        if let Some(r) = self.files.iter().find(|r| r.new.exists() && !r.new_intact()) {
+        if let Some(r) = self
+            .files
+            .iter()
+            .find(|r| r.new.exists() && !r.new_intact())
+        {
             return back(format!(
                 "{} is not the file the journal describes",
                 r.new.display()
             ));
         }
-        let untouched = self.files.iter().all(|r| r.new.exists() && r.target.exists());
+        let untouched = self
+            .files
+            .iter()
+            .all(|r| r.new.exists() && r.target.exists());
         if untouched {
             if let Some(r) = self.files.iter().find(|r| {
                 r.backup
@@ -656,13 +694,16 @@ impl Journal {
                 ));
             }
         }
-        for r in &self.files {
-            if !r.new.exists() && !r.target.exists() {
-                return Err(stuck(format!(
-                    "{} and its new version are both missing",
-                    r.target.display()
-                )));
-            }
+        if let Some(r) = self
+            .files
+            .iter()
+            .find(|r| !r.new.exists() && !r.target.exists())
+        {
+            return back(format!(
+                "{} and its new version {} are both missing",
+                r.target.display(),
+                r.new.display()
+            ));
         }
         match self.renames() {
             Ok(notes) => Ok(Recovered::Completed {
@@ -689,10 +730,16 @@ const JOURNAL_ROOM: u64 = 64 * 1024;
 /// Exit status 1 (2 for a path the journal cannot record), naming the file
 /// and what is wrong.
 pub fn preflight(targets: &[(PathBuf, u64)], journal: &Path) -> Result<(), ToolError> {
-    let mut needed: std::collections::BTreeMap<u64, (PathBuf, u64)> = std::collections::BTreeMap::new();
+    let mut needed: std::collections::BTreeMap<u64, (PathBuf, u64)> =
+        std::collections::BTreeMap::new();
     let mut need = |dir: &Path, bytes: u64| -> Result<(), ToolError> {
-        let dev = std::fs::metadata(dir).map_err(|e| ToolError::write(dir, &e))?.dev();
-        needed.entry(dev).or_insert_with(|| (dir.to_path_buf(), 0)).1 += bytes;
+        let dev = std::fs::metadata(dir)
+            .map_err(|e| ToolError::write(dir, &e))?
+            .dev();
+        needed
+            .entry(dev)
+            .or_insert_with(|| (dir.to_path_buf(), 0))
+            .1 += bytes;
         Ok(())
     };
     for (target, size) in targets {
@@ -702,8 +749,12 @@ pub fn preflight(targets: &[(PathBuf, u64)], journal: &Path) -> Result<(), ToolE
         let dir = parent(target);
         writable_dir(dir)?;
         not_locked_down(target)?;
-        let file_dev = std::fs::metadata(target).map_err(|e| ToolError::write(target, &e))?.dev();
-        let dir_dev = std::fs::metadata(dir).map_err(|e| ToolError::write(dir, &e))?.dev();
+        let file_dev = std::fs::metadata(target)
+            .map_err(|e| ToolError::write(target, &e))?
+            .dev();
+        let dir_dev = std::fs::metadata(dir)
+            .map_err(|e| ToolError::write(dir, &e))?
+            .dev();
         if file_dev != dir_dev {
             return Err(ToolError::failed(format!(
                 "{}: on another filesystem than its directory {} (a mount of its own), so it cannot be replaced by a rename; nothing was written",
@@ -821,14 +872,10 @@ fn orphans(table: &TableRef) -> Vec<PathBuf> {
     let journal = journal_path(table);
     let mai = real_path(&table.mai);
     let mad = real_path(&table.mad);
-    let mut found: Vec<PathBuf> = [
-        new_path(&mai),
-        new_path(&mad),
-        journal_tmp(&journal),
-    ]
-    .into_iter()
-    .filter(|p| p.exists())
-    .collect();
+    let mut found: Vec<PathBuf> = [new_path(&mai), new_path(&mad), journal_tmp(&journal)]
+        .into_iter()
+        .filter(|p| p.exists())
+        .collect();
     // A backup is only a second name of a file still in place.
     for (target, backup) in [(&mai, backup_path(&mai)), (&mad, backup_path(&mad))] {
         if backup.exists() && target.exists() {

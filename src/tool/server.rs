@@ -85,7 +85,9 @@ pub fn find_control_file(dir: &Path) -> Option<PathBuf> {
 /// Whether `dir` looks like a MariaDB data directory: it has the Aria
 /// control file, InnoDB's system tablespace or the `mysql` system database.
 fn is_datadir(dir: &Path) -> bool {
-    dir.join(CONTROL_FILE).is_file() || dir.join(INNODB_SYSTEM).is_file() || dir.join("mysql").is_dir()
+    dir.join(CONTROL_FILE).is_file()
+        || dir.join(INNODB_SYSTEM).is_file()
+        || dir.join("mysql").is_dir()
 }
 
 /// The data directory a table directory belongs to: the nearest parent
@@ -134,7 +136,11 @@ fn server_processes(datadir: &Path) -> Vec<String> {
         return found;
     };
     for entry in procs.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         if !is_server(pid) {
@@ -152,7 +158,10 @@ fn server_processes(datadir: &Path) -> Vec<String> {
         if cwd.as_deref().is_some_and(|c| real(c) == want) {
             found.push(format!("{name} (pid {pid}) runs in {}", datadir.display()));
         } else if server_option(&cmdline, "datadir").is_some_and(|d| real(&d) == want) {
-            found.push(format!("{name} (pid {pid}) has --datadir={}", datadir.display()));
+            found.push(format!(
+                "{name} (pid {pid}) has --datadir={}",
+                datadir.display()
+            ));
         }
     }
     found
@@ -168,7 +177,12 @@ fn option_files() -> Vec<String> {
         .output()
         .ok()
         .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).lines().map(str::to_string).collect())
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -253,7 +267,11 @@ pub fn aria_log_dirs(explicit: &[PathBuf]) -> Vec<PathBuf> {
     dirs.extend(option_value(&option_files(), "aria-log-dir-path"));
     if let Ok(procs) = std::fs::read_dir("/proc") {
         for entry in procs.flatten() {
-            let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
                 continue;
             };
             if !is_server(pid) {

@@ -56,6 +56,12 @@ pub fn with_ext(stem: &Path, ext: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Whether an interrupted rekey's journal lies next to the table: its
+/// index file may then be missing for a moment (it is put in place last).
+fn journaled(stem: &Path) -> bool {
+    with_ext(stem, super::journal::JOURNAL_EXT).exists()
+}
+
 /// The stem and extension of a table file, if it is one.
 fn table_file(path: &Path) -> Option<(PathBuf, &'static str)> {
     let ext = path.extension()?;
@@ -124,6 +130,11 @@ pub fn walk(args: &[PathBuf]) -> Walk {
                             walk.tables.push(table);
                         }
                     }
+                    (false, true) if journaled(&table.stem) => {
+                        if seen.insert(identity(&table)) {
+                            walk.tables.push(table);
+                        }
+                    }
                     (true, false) => walk.problems.push(missing_partner(&table.mai, &table.mad)),
                     (false, true) => walk.problems.push(missing_partner(&table.mad, &table.mai)),
                     (false, false) => walk.problems.push(ToolError::input(format!(
@@ -154,6 +165,7 @@ fn single(stem: &Path, ext: &str) -> Result<TableRef, ToolError> {
     };
     match std::fs::metadata(partner) {
         Ok(_) => Ok(table),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound && journaled(stem) => Ok(table),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
             Err(missing_partner(have, partner))
         }
@@ -176,7 +188,9 @@ fn missing_partner(have: &Path, missing: &Path) -> ToolError {
 
 /// What makes two arguments the same table.
 fn identity(table: &TableRef) -> PathBuf {
-    std::fs::canonicalize(&table.mai).unwrap_or_else(|_| table.mai.clone())
+    std::fs::canonicalize(&table.mai)
+        .or_else(|_| std::fs::canonicalize(&table.mad))
+        .unwrap_or_else(|_| table.mai.clone())
 }
 
 /// Every regular file under `dir`, sorted, following symlinks to files
@@ -250,6 +264,7 @@ pub fn pair(root: &Path, files: &[PathBuf]) -> (Vec<TableRef>, Vec<ToolError>) {
         let table = TableRef::new(stem, rel);
         match (mai, mad) {
             (true, true) => tables.push(table),
+            (false, true) if journaled(&table.stem) => tables.push(table),
             (true, false) => orphans.push(missing_partner(&table.mai, &table.mad)),
             (false, true) => orphans.push(missing_partner(&table.mad, &table.mai)),
             (false, false) => {}

@@ -4,8 +4,8 @@
 use serde_json::json;
 
 use super::{
-    Ctx, note_pending, note_server, note_unclean, plain_json, resolve, table_json, verification_json,
-    verify_table,
+    Ctx, note_pending, note_server, note_unclean, plain_json, resolve, table_json,
+    verification_json, verify_table,
 };
 use crate::tool::cli::VerifyArgs;
 use crate::tool::keys::Keys;
