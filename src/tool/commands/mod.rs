@@ -40,6 +40,9 @@ pub fn resolve(report: &mut Report, args: &[PathBuf]) -> Vec<TableRef> {
     for problem in &walk.problems {
         report.error(problem);
     }
+    for note in &walk.notes {
+        report.warn(note.clone());
+    }
     walk.tables
 }
 

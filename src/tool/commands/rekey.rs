@@ -350,14 +350,7 @@ impl Job<'_> {
         }
 
         let target = self.target(table, to_keys, &source)?;
-        if target.keys.is_key_file() && target.version != 1 {
-            self.report.warn(format!(
-                "{}: re-encrypting with key version {} of key id {}: MariaDB's file_key_management serves version 1 only, so the server needs a key-management plugin that has this version",
-                table.name(),
-                target.version,
-                target.key_id
-            ));
-        }
+        self.check_readable(table, &target)?;
         let to_json = json!({
             "algorithm": target.mode.name(),
             "key_id": target.key_id,
@@ -369,23 +362,30 @@ impl Job<'_> {
             "key_versions": versions_json(&[(target.version, source.tally.encrypted)].into_iter().collect()),
         });
         self.m.insert("to".into(), to_json);
-        let from = format!(
-            "key id {} version{} {} ({})",
-            source.choice.key_id,
-            if source.tally.versions.len() == 1 {
-                ""
-            } else {
-                "s"
-            },
-            source
-                .tally
-                .versions
-                .keys()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(", "),
-            source.choice.mode
-        );
+        let from = if source.tally.versions.is_empty() {
+            format!(
+                "no encrypted pages (key id {}, {})",
+                source.choice.key_id, source.choice.mode
+            )
+        } else {
+            format!(
+                "key id {} version{} {} ({})",
+                source.choice.key_id,
+                if source.tally.versions.len() == 1 {
+                    ""
+                } else {
+                    "s"
+                },
+                source
+                    .tally
+                    .versions
+                    .keys()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                source.choice.mode
+            )
+        };
         let to = format!(
             "key id {} version {} ({}){}",
             target.key_id,
@@ -431,6 +431,47 @@ impl Job<'_> {
             format!("{} pages from {from} to {to}", source.tally.encrypted),
         );
         Ok(())
+    }
+
+    /// Refuses a target the server would not read by itself, unless
+    /// --allow-unusual-key: another key id than its rule, or a key version
+    /// file_key_management does not serve.
+    fn check_readable(&mut self, table: &Table, target: &Target<'_>) -> Result<(), ToolError> {
+        let rule = policy::key_id(TableKind::of(&table.header), &*target.keys.provider);
+        let mut unusual = Vec::new();
+        if target.key_id != rule {
+            unusual.push(format!(
+                "--to-key-id {}: the server encrypts this {} with key id {rule}, and reads it with no other",
+                target.key_id,
+                if table.header.is_temporary() {
+                    "temporary table"
+                } else {
+                    "table"
+                }
+            ));
+        }
+        if target.keys.is_key_file() && target.version != 1 {
+            unusual.push(format!(
+                "key version {} of key id {}: MariaDB's file_key_management serves version 1 only, so the server needs a key-management plugin that has this version",
+                target.version, target.key_id
+            ));
+        }
+        if unusual.is_empty() {
+            return Ok(());
+        }
+        let what = unusual.join("; ");
+        if self.args.allow_unusual_key {
+            self.report.warn(format!(
+                "{}: {what}; going on because of --allow-unusual-key",
+                table.name()
+            ));
+            return Ok(());
+        }
+        self.action("refused", false);
+        Err(ToolError::failed(format!(
+            "{}: {what}: the server could not read the result; nothing changed (add --allow-unusual-key if it is intended)",
+            table.name()
+        )))
     }
 
     fn target<'k>(
