@@ -198,18 +198,22 @@ fn locked_by(path: &Path) -> Option<Holder> {
 /// InnoDB's lock on `ibdata1`, a server process working in it, a pid
 /// file naming a live server. The data directory's own control file is
 /// the caller's (it takes that lock).
-pub fn signals(datadir: &Path, log_dirs: &[PathBuf]) -> Vec<String> {
+pub fn signals(datadir: &Path, log_dirs: &[(PathBuf, bool)]) -> Vec<String> {
     let mut found = Vec::new();
     let want = real(datadir);
-    for dir in log_dirs {
+    for (dir, explicit) in log_dirs {
         let control = dir.join(CONTROL_FILE);
         if real(dir) == want {
             continue;
         }
         if let Some(holder) = locked_by(&control) {
-            let elsewhere = holder.pid.is_some_and(|pid| {
-                std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| real(&cwd) != want)
-            });
+            // A log directory the operator named is this data directory's;
+            // one found elsewhere counts when its holder works here.
+            let elsewhere = !explicit
+                && holder.pid.is_some_and(|pid| {
+                    std::fs::read_link(format!("/proc/{pid}/cwd"))
+                        .is_ok_and(|cwd| real(&cwd) != want)
+                });
             if !elsewhere {
                 found.push(format!(
                     "{holder} holds the lock on the Aria control file {}",
@@ -262,9 +266,9 @@ fn option_value(lines: &[String], name: &str) -> Option<PathBuf> {
 /// The Aria log directories to check for a data directory: `explicit`
 /// (`--aria-log-dir`), the option files' `aria_log_dir_path`, and those
 /// of the running servers' command lines.
-pub fn aria_log_dirs(explicit: &[PathBuf]) -> Vec<PathBuf> {
-    let mut dirs = explicit.to_vec();
-    dirs.extend(option_value(&option_files(), "aria-log-dir-path"));
+pub fn aria_log_dirs(explicit: &[PathBuf]) -> Vec<(PathBuf, bool)> {
+    let mut dirs: Vec<(PathBuf, bool)> = explicit.iter().map(|d| (d.clone(), true)).collect();
+    dirs.extend(option_value(&option_files(), "aria-log-dir-path").map(|d| (d, false)));
     if let Ok(procs) = std::fs::read_dir("/proc") {
         for entry in procs.flatten() {
             let Some(pid) = entry
@@ -290,12 +294,12 @@ pub fn aria_log_dirs(explicit: &[PathBuf]) -> Vec<PathBuf> {
                     Ok(cwd) if dir.is_relative() => cwd.join(dir),
                     _ => dir,
                 };
-                dirs.push(dir);
+                dirs.push((dir, false));
             }
         }
     }
     dirs.sort();
-    dirs.dedup();
+    dirs.dedup_by(|a, b| a.0 == b.0);
     dirs
 }
 
@@ -441,8 +445,9 @@ pub struct Guard {
     warned: HashSet<PathBuf>,
     /// Files open in other processes, read once per run.
     open: Option<HashMap<(u64, u64), Holder>>,
-    /// Aria log directories outside the data directories to look at.
-    log_dirs: Vec<PathBuf>,
+    /// Aria log directories outside the data directories to look at, and
+    /// whether the operator named them.
+    log_dirs: Vec<(PathBuf, bool)>,
     /// What was found per data directory (empty: nothing).
     examined: HashMap<PathBuf, Vec<String>>,
     /// Data directories already refused or warned about.

@@ -9,7 +9,10 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use super::{Ctx, Verified, hex, plain_json, resolve, table_json, verification_json, verify_table};
+use super::{
+    Ctx, Verified, generation_mismatch, hex, plain_json, resolve, table_json, verification_json,
+    verify_table,
+};
 use crate::aria::{CryptData, PageFile, TableCipher};
 use crate::kernel::Mode;
 use crate::policy::{self, TableKind};
@@ -345,6 +348,10 @@ impl Job<'_> {
                     plural(source.tally.encrypted)
                 ),
             );
+            if let Some(mismatch) = generation_mismatch(table, &source.tally) {
+                self.say("", &mismatch);
+                self.m.insert("files_mismatch".into(), json!(mismatch));
+            }
             self.problems(&source);
             return Ok(());
         }

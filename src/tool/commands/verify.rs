@@ -4,8 +4,8 @@
 use serde_json::json;
 
 use super::{
-    Ctx, note_pending, note_server, note_unclean, plain_json, resolve, table_json,
-    verification_json, verify_table,
+    Ctx, generation_mismatch, note_pending, note_server, note_unclean, plain_json, resolve,
+    table_json, verification_json, verify_table,
 };
 use crate::tool::cli::VerifyArgs;
 use crate::tool::keys::Keys;
@@ -78,6 +78,8 @@ fn one(ctx: Ctx, report: &mut Report, keys: &Keys, files: &TableRef, args: &Veri
     verification_json(&mut m, &verified);
     mark_truncated(&mut m);
     let tally = &verified.tally;
+    let mismatch = generation_mismatch(&table, tally);
+    m.insert("files_mismatch".into(), json!(mismatch));
     report.status(if tally.ok() {
         Status::Ok
     } else {
@@ -112,6 +114,9 @@ fn one(ctx: Ctx, report: &mut Report, keys: &Keys, files: &TableRef, args: &Veri
                 tally.encrypted,
                 plural(tally.encrypted)
             ));
+            if let Some(mismatch) = &mismatch {
+                out(format!("      {mismatch}"));
+            }
             for line in problem_lines(&tally.problems) {
                 out(format!("      {line}"));
             }
