@@ -157,7 +157,7 @@ fn server_processes(datadir: &Path) -> Vec<String> {
         let name = comm(pid).unwrap_or_default();
         if cwd.as_deref().is_some_and(|c| real(c) == want) {
             found.push(format!("{name} (pid {pid}) runs in {}", datadir.display()));
-        } else if server_option(&cmdline, "datadir").is_some_and(|d| real(&d) == want) {
+        } else if option_value(&cmdline, "datadir").is_some_and(|d| real(&d) == want) {
             found.push(format!(
                 "{name} (pid {pid}) has --datadir={}",
                 datadir.display()
@@ -288,7 +288,7 @@ pub fn aria_log_dirs(explicit: &[PathBuf]) -> Vec<(PathBuf, bool)> {
                         .collect()
                 })
                 .unwrap_or_default();
-            if let Some(dir) = server_option(&cmdline, "aria-log-dir-path") {
+            if let Some(dir) = option_value(&cmdline, "aria-log-dir-path") {
                 // Relative to the server's working directory (its datadir).
                 let dir = match std::fs::read_link(entry.path().join("cwd")) {
                     Ok(cwd) if dir.is_relative() => cwd.join(dir),

@@ -237,6 +237,7 @@ impl Job<'_> {
                     self.m.insert("error".into(), json!(refusal.error.message));
                     Err(ToolError::failed(""))
                 } else {
+                    self.say("REFUSED", "a MariaDB server is running on this data directory");
                     Err(refusal.error)
                 }
             }
