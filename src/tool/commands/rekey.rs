@@ -237,7 +237,10 @@ impl Job<'_> {
                     self.m.insert("error".into(), json!(refusal.error.message));
                     Err(ToolError::failed(""))
                 } else {
-                    self.say("REFUSED", "a MariaDB server is running on this data directory");
+                    self.say(
+                        "REFUSED",
+                        "a MariaDB server is running on this data directory",
+                    );
                     Err(refusal.error)
                 }
             }
