@@ -2023,6 +2023,17 @@ fn tool_case(name: &str, setup: impl FnOnce(&Path)) -> PathBuf {
     dir
 }
 
+/// A rekey that must be refused: what it is, how the copy is changed, the
+/// extra options and environment, the exit code and a part of the message.
+struct ToolRow(
+    &'static str,
+    Box<dyn FnOnce(&Path)>,
+    Vec<&'static str>,
+    &'static [(&'static str, &'static str)],
+    i32,
+    &'static str,
+);
+
 #[test]
 fn tool_refuses_unsafe_rewrites_before_writing() {
     let mut rows = Rows::default();
@@ -2032,9 +2043,8 @@ fn tool_refuses_unsafe_rewrites_before_writing() {
         b[at..at + bytes.len()].copy_from_slice(bytes);
         std::fs::write(mai, b).unwrap();
     };
-    type Setup = Box<dyn FnOnce(&Path)>;
-    let cases: Vec<(&str, Setup, Vec<&str>, &[(&str, &str)], i32, &str)> = vec![
-        (
+    let cases: Vec<ToolRow> = vec![
+        ToolRow(
             "empty .MAD of a table with rows",
             Box::new(|d: &Path| std::fs::write(d.join("t1.MAD"), b"").unwrap()),
             vec!["--to-algorithm", "ctr"],
@@ -2042,7 +2052,7 @@ fn tool_refuses_unsafe_rewrites_before_writing() {
             1,
             "t1.MAD: 0 bytes, but the table header records",
         ),
-        (
+        ToolRow(
             ".MAD missing its last two pages",
             Box::new(|d: &Path| {
                 let b = std::fs::read(d.join("t1.MAD")).unwrap();
@@ -2053,7 +2063,7 @@ fn tool_refuses_unsafe_rewrites_before_writing() {
             1,
             "but the table header records",
         ),
-        (
+        ToolRow(
             "table not closed cleanly (open count 1)",
             Box::new(move |d: &Path| set_state(&d.join("t1.MAI"), 24, &1u16.to_be_bytes())),
             vec!["--to-algorithm", "ctr"],
@@ -2061,7 +2071,7 @@ fn tool_refuses_unsafe_rewrites_before_writing() {
             1,
             "not closed cleanly",
         ),
-        (
+        ToolRow(
             "table marked crashed by the server",
             Box::new(move |d: &Path| set_state(&d.join("t1.MAI"), 26, &0x01fbu16.to_be_bytes())),
             vec!["--to-algorithm", "ctr"],
@@ -2069,7 +2079,7 @@ fn tool_refuses_unsafe_rewrites_before_writing() {
             1,
             "the server marked it crashed",
         ),
-        (
+        ToolRow(
             "`--to-key-id 2` on an ordinary table",
             Box::new(|d: &Path| {
                 std::fs::write(d.join("two.txt"), format!("1;{K1}\n2;{K2}\n")).unwrap();
@@ -2079,7 +2089,7 @@ fn tool_refuses_unsafe_rewrites_before_writing() {
             1,
             "--allow-unusual-key",
         ),
-        (
+        ToolRow(
             "key version 2 from a key file (file_key_management serves 1)",
             Box::new(|d: &Path| {
                 std::fs::write(d.join("v2.txt"), format!("1;{K1}\n1;2;{K2}\n")).unwrap();
@@ -2089,7 +2099,7 @@ fn tool_refuses_unsafe_rewrites_before_writing() {
             1,
             "serves version 1 only",
         ),
-        (
+        ToolRow(
             "no space left while writing the new files",
             Box::new(|_: &Path| {}),
             vec!["--to-algorithm", "ctr"],
@@ -2097,7 +2107,7 @@ fn tool_refuses_unsafe_rewrites_before_writing() {
             1,
             "deleted what it had written",
         ),
-        (
+        ToolRow(
             "no space left while writing the journal",
             Box::new(|_: &Path| {}),
             vec!["--to-algorithm", "ctr"],
@@ -2105,7 +2115,7 @@ fn tool_refuses_unsafe_rewrites_before_writing() {
             1,
             "deleted what it had written",
         ),
-        (
+        ToolRow(
             "a rename that fails after the journal",
             Box::new(|_: &Path| {}),
             vec!["--to-algorithm", "ctr"],
@@ -2114,7 +2124,7 @@ fn tool_refuses_unsafe_rewrites_before_writing() {
             "rolled back: the table is unchanged",
         ),
     ];
-    for (input, setup, extra, env, code, message) in cases {
+    for ToolRow(input, setup, extra, env, code, message) in cases {
         let dir = tool_case("tool", setup);
         let before = tree(&dir);
         let mut cmd = std::process::Command::new(bin);

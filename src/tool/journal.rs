@@ -682,17 +682,16 @@ impl Journal {
             .files
             .iter()
             .all(|r| r.new.exists() && r.target.exists());
-        if untouched {
-            if let Some(r) = self.files.iter().find(|r| {
-                r.backup
-                    .as_ref()
-                    .is_some_and(|b| !file_crc(&r.target).is_ok_and(|got| got == (b.size, b.crc)))
-            }) {
-                return back(format!(
-                    "{} changed after the journal was written (a server started on the old table?), so the new files are out of date",
-                    r.target.display()
-                ));
-            }
+        let changed_since = |r: &&Replacement| {
+            r.backup
+                .as_ref()
+                .is_some_and(|b| !file_crc(&r.target).is_ok_and(|got| got == (b.size, b.crc)))
+        };
+        if untouched && let Some(r) = self.files.iter().find(changed_since) {
+            return back(format!(
+                "{} changed after the journal was written (a server started on the old table?), so the new files are out of date",
+                r.target.display()
+            ));
         }
         if let Some(r) = self
             .files
