@@ -191,35 +191,56 @@ fn locked_by(path: &Path) -> Option<Holder> {
     lock_holder(path).ok().flatten()
 }
 
+/// An Aria log directory to look at, and whose it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogDir {
+    /// The directory (`aria_log_dir_path`).
+    pub path: PathBuf,
+    /// The data directory of the server it was configured for, when known.
+    pub datadir: Option<PathBuf>,
+    /// Named by the operator (`--aria-log-dir`): it belongs to the data
+    /// directories being worked on.
+    pub explicit: bool,
+}
+
+/// The compiled-in data directory of Debian's server, for option files
+/// that name none.
+const DEFAULT_DATADIR: &str = "/var/lib/mysql";
+
+/// The working directory of a process, if this user may see it.
+fn cwd_of(pid: u32) -> Option<PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/cwd")).ok()
+}
+
 /// Every sign that a server uses `datadir`, as sentences naming what was
-/// seen: a held `aria_log_control` in any of `log_dirs` (the Aria log
-/// directory given with `--aria-log-dir` or found in the option files,
-/// when the holder works in this data directory or cannot be told),
-/// InnoDB's lock on `ibdata1`, a server process working in it, a pid
-/// file naming a live server. The data directory's own control file is
-/// the caller's (it takes that lock).
-pub fn signals(datadir: &Path, log_dirs: &[(PathBuf, bool)]) -> Vec<String> {
+/// seen: a held `aria_log_control` in any of `log_dirs` that belongs to
+/// this data directory (named with `--aria-log-dir`, configured for it, or
+/// held by a process working in it or one that cannot be told), InnoDB's
+/// lock on `ibdata1`, a server process working in it, a pid file naming a
+/// live server of it. The data directory's own control file is the
+/// caller's (it takes that lock).
+pub fn signals(datadir: &Path, log_dirs: &[LogDir]) -> Vec<String> {
     let mut found = Vec::new();
     let want = real(datadir);
-    for (dir, explicit) in log_dirs {
-        let control = dir.join(CONTROL_FILE);
-        if real(dir) == want {
+    for dir in log_dirs {
+        let control = dir.path.join(CONTROL_FILE);
+        if real(&dir.path) == want {
             continue;
         }
-        if let Some(holder) = locked_by(&control) {
-            // A log directory the operator named is this data directory's;
-            // one found elsewhere counts when its holder works here.
-            let elsewhere = !explicit
-                && holder.pid.is_some_and(|pid| {
-                    std::fs::read_link(format!("/proc/{pid}/cwd"))
-                        .is_ok_and(|cwd| real(&cwd) != want)
-                });
-            if !elsewhere {
-                found.push(format!(
-                    "{holder} holds the lock on the Aria control file {}",
-                    control.display()
-                ));
-            }
+        let Some(holder) = locked_by(&control) else {
+            continue;
+        };
+        let ours = match (&dir.datadir, holder.pid) {
+            _ if dir.explicit => true,
+            (Some(owner), _) => real(owner) == want,
+            (None, Some(pid)) => cwd_of(pid.unsigned_abs()).is_none_or(|cwd| real(&cwd) == want),
+            (None, None) => true,
+        };
+        if ours {
+            found.push(format!(
+                "{holder} holds the lock on the Aria control file {}",
+                control.display()
+            ));
         }
     }
     if let Some(holder) = locked_by(&datadir.join(INNODB_SYSTEM)) {
@@ -238,7 +259,11 @@ pub fn signals(datadir: &Path, log_dirs: &[(PathBuf, bool)]) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default();
-    pid_files.extend(option_value(&option_files(), "pid-file").map(|p| datadir.join(p)));
+    let options = option_files();
+    let configured = option_value(&options, "datadir").unwrap_or_else(|| DEFAULT_DATADIR.into());
+    if real(&configured) == want {
+        pid_files.extend(option_value(&options, "pid-file").map(|p| datadir.join(p)));
+    }
     for pid_file in pid_files {
         let Some(pid) = std::fs::read_to_string(&pid_file)
             .ok()
@@ -246,7 +271,8 @@ pub fn signals(datadir: &Path, log_dirs: &[(PathBuf, bool)]) -> Vec<String> {
         else {
             continue;
         };
-        if is_server(pid) && !found.iter().any(|f| f.contains(&format!("(pid {pid})"))) {
+        let here = cwd_of(pid).is_none_or(|cwd| real(&cwd) == want);
+        if is_server(pid) && here && !found.iter().any(|f| f.contains(&format!("(pid {pid})"))) {
             found.push(format!(
                 "the pid file {} names the running server {} (pid {pid})",
                 pid_file.display(),
@@ -263,12 +289,28 @@ fn option_value(lines: &[String], name: &str) -> Option<PathBuf> {
     server_option(&lines.iter().rev().cloned().collect::<Vec<_>>(), name)
 }
 
-/// The Aria log directories to check for a data directory: `explicit`
-/// (`--aria-log-dir`), the option files' `aria_log_dir_path`, and those
-/// of the running servers' command lines.
-pub fn aria_log_dirs(explicit: &[PathBuf]) -> Vec<(PathBuf, bool)> {
-    let mut dirs: Vec<(PathBuf, bool)> = explicit.iter().map(|d| (d.clone(), true)).collect();
-    dirs.extend(option_value(&option_files(), "aria-log-dir-path").map(|d| (d, false)));
+/// The Aria log directories to check: `explicit` (`--aria-log-dir`), the
+/// option files' `aria_log_dir_path`, and those of the running servers'
+/// command lines, each with the data directory it was configured for.
+pub fn aria_log_dirs(explicit: &[PathBuf]) -> Vec<LogDir> {
+    let mut dirs: Vec<LogDir> = explicit
+        .iter()
+        .map(|d| LogDir {
+            path: d.clone(),
+            datadir: None,
+            explicit: true,
+        })
+        .collect();
+    let options = option_files();
+    if let Some(path) = option_value(&options, "aria-log-dir-path") {
+        dirs.push(LogDir {
+            path,
+            datadir: Some(
+                option_value(&options, "datadir").unwrap_or_else(|| DEFAULT_DATADIR.into()),
+            ),
+            explicit: false,
+        });
+    }
     if let Ok(procs) = std::fs::read_dir("/proc") {
         for entry in procs.flatten() {
             let Some(pid) = entry
@@ -288,18 +330,21 @@ pub fn aria_log_dirs(explicit: &[PathBuf]) -> Vec<(PathBuf, bool)> {
                         .collect()
                 })
                 .unwrap_or_default();
-            if let Some(dir) = option_value(&cmdline, "aria-log-dir-path") {
+            if let Some(path) = option_value(&cmdline, "aria-log-dir-path") {
+                let cwd = cwd_of(pid);
                 // Relative to the server's working directory (its datadir).
-                let dir = match std::fs::read_link(entry.path().join("cwd")) {
-                    Ok(cwd) if dir.is_relative() => cwd.join(dir),
-                    _ => dir,
+                let path = match &cwd {
+                    Some(cwd) if path.is_relative() => cwd.join(path),
+                    _ => path,
                 };
-                dirs.push((dir, false));
+                dirs.push(LogDir {
+                    path,
+                    datadir: option_value(&cmdline, "datadir").or(cwd),
+                    explicit: false,
+                });
             }
         }
     }
-    dirs.sort();
-    dirs.dedup_by(|a, b| a.0 == b.0);
     dirs
 }
 
@@ -445,9 +490,8 @@ pub struct Guard {
     warned: HashSet<PathBuf>,
     /// Files open in other processes, read once per run.
     open: Option<HashMap<(u64, u64), Holder>>,
-    /// Aria log directories outside the data directories to look at, and
-    /// whether the operator named them.
-    log_dirs: Vec<(PathBuf, bool)>,
+    /// Aria log directories to look at.
+    log_dirs: Vec<LogDir>,
     /// What was found per data directory (empty: nothing).
     examined: HashMap<PathBuf, Vec<String>>,
     /// Data directories already refused or warned about.
