@@ -82,7 +82,22 @@ fn rotation_with_a_versioned_key_file() {
     )
     .unwrap();
     let keys = keys.display().to_string();
-    run_in(&dir, ["rekey", "--key-file", &keys, "t1"]).expect(0);
+    // file_key_management serves version 1 only: refused unless intended.
+    let before = snapshot(&dir);
+    let run = run_in(&dir, ["rekey", "--key-file", &keys, "t1"]).expect(1);
+    assert!(
+        run.stderr
+            .contains("file_key_management serves version 1 only")
+            && run.stderr.contains("--allow-unusual-key"),
+        "{}",
+        run.stderr
+    );
+    assert_unchanged(&dir, &before);
+    run_in(
+        &dir,
+        ["rekey", "--key-file", &keys, "--allow-unusual-key", "t1"],
+    )
+    .expect(0);
     let v = verify_doc(&dir, &["--key-file", &keys, "t1"]);
     assert_eq!(
         v["tables"][0]["key_versions"]

@@ -31,6 +31,7 @@ const FAILPOINTS: &[&str] = &[
     "new-files-ready",
     "journal-written",
     "journal-committed",
+    "index-removed",
     "renamed:1",
     "renamed:2",
     "renames-synced",
@@ -416,4 +417,169 @@ fn sigkill_at_random_moments_of_a_large_rekey() {
         outcomes.iter().filter(|o| o.1).count() >= KILLS as usize / 3,
         "runs were really killed mid-way"
     );
+}
+
+/// What a server starting now would open: both old files, both new ones,
+/// or no table at all (no `.MAI`); never an index file with the data
+/// file of another generation.
+fn as_a_server_sees_it(s: &Scenario, new: &(Vec<u8>, Vec<u8>)) -> &'static str {
+    let mai = std::fs::read(s.table.with_extension("MAI")).ok();
+    let mad = std::fs::read(s.table.with_extension("MAD")).unwrap();
+    match mai {
+        None => "no table",
+        Some(mai) if (&mai, &mad) == (&s.original.0, &s.original.1) => "old",
+        Some(mai) if (&mai, &mad) == (&new.0, &new.1) => "new",
+        Some(_) => "half replaced",
+    }
+}
+
+/// A server marks a table it cannot read crashed: open count and the
+/// crashed flag in the `.MAI` state (bytes 24..28).
+fn server_rewrites_header(mai: &Path) {
+    let mut bytes = std::fs::read(mai).unwrap();
+    bytes[24..26].copy_from_slice(&1u16.to_be_bytes());
+    bytes[27] |= 0x02;
+    std::fs::write(mai, bytes).unwrap();
+}
+
+/// The new files a completed rekey of the scenario writes (its table key is
+/// random: taken from the new files the crash left).
+fn new_files_left(s: &Scenario) -> (Vec<u8>, Vec<u8>) {
+    let real = |ext: &str| {
+        let target = s.table.with_extension(ext);
+        let new = s.dir.join(format!("t1.{ext}.aria-crypt-new"));
+        std::fs::read(&new).unwrap_or_else(|_| std::fs::read(target).unwrap())
+    };
+    (real("MAI"), real("MAD"))
+}
+
+#[test]
+fn a_server_starting_between_the_renames_never_sees_a_half_replaced_table() {
+    let _serial = one_at_a_time();
+    for point in ["index-removed", "renamed:1"] {
+        let (_tmp, s) = fixture_scenario();
+        crash_at(&s, "journal-committed");
+        let new = new_files_left(&s);
+        // Run the renames again from the journal and stop at `point`.
+        let run = run_env(
+            &s.dir,
+            ["rekey", "--recover", s.table.to_str().unwrap()],
+            &[("ARIA_CRYPT_FAILPOINT", point)],
+        );
+        assert!(run.code.is_none(), "{point}: {}", run.stderr);
+        let seen = as_a_server_sees_it(&s, &new);
+        assert_eq!(seen, "no table", "{point}: a server would open {seen}");
+        // A server that opened what it found would rewrite the header.
+        if s.table.with_extension("MAI").exists() {
+            server_rewrites_header(&s.table.with_extension("MAI"));
+        }
+        let run = s.recover();
+        assert!(
+            run.stdout.contains("completed the interrupted rekey"),
+            "{point}: {}",
+            run.stdout
+        );
+        assert_eq!(s.state(), State::New, "{point}");
+    }
+}
+
+#[test]
+fn a_crash_between_the_renames_then_the_server_then_recover() {
+    // The order a rekey replaces the files in: after any crash, a server
+    // finds no index file until the table is whole again.
+    let _serial = one_at_a_time();
+    let (_tmp, s) = fixture_scenario();
+    crash_at(&s, "renamed:1");
+    let mai = s.table.with_extension("MAI");
+    assert!(
+        !mai.exists(),
+        "the index file is put in place last: none while the data file is replaced"
+    );
+    let run = run_in(&s.dir, ["info", "t1"]);
+    assert!(run.stderr.contains("interrupted rekey"), "{}", run.stderr);
+    s.recover();
+    assert_eq!(s.state(), State::New);
+}
+
+#[test]
+fn recovery_rolls_back_when_the_old_table_changed_after_the_journal() {
+    let _serial = one_at_a_time();
+    let (_tmp, s) = fixture_scenario();
+    crash_at(&s, "journal-committed");
+    // A server started on the old table before any rename and wrote to it.
+    let mai = s.table.with_extension("MAI");
+    server_rewrites_header(&mai);
+    let changed = s.files();
+    let run = s.recover();
+    assert!(
+        run.stdout.contains("rolled back") && run.stderr.contains("changed after the journal"),
+        "{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    assert_eq!(s.files(), changed, "the server's table is kept as it is");
+    assert!(s.leftovers().is_empty(), "{:?}", s.leftovers());
+}
+
+#[test]
+fn recovery_that_can_neither_finish_nor_roll_back_names_the_files_and_commands() {
+    let _serial = one_at_a_time();
+    let (_tmp, s) = fixture_scenario();
+    crash_at(&s, "renamed:1");
+    // The new index file and the old data file are lost (by hand).
+    std::fs::remove_file(s.dir.join("t1.MAI.aria-crypt-new")).unwrap();
+    std::fs::remove_file(s.dir.join("t1.MAD.aria-crypt-old")).unwrap();
+    let run = run_in(&s.dir, ["rekey", "--recover", "t1"]).expect(1);
+    for needle in [
+        "neither finishing nor rolling back is possible",
+        "t1.MAI.aria-crypt-old (present)",
+        "t1.MAD.aria-crypt-old (missing)",
+        "restore the table from a backup",
+    ] {
+        assert!(run.stderr.contains(needle), "{needle}: {}", run.stderr);
+    }
+    assert!(s.journal(), "the journal is kept");
+}
+
+#[test]
+fn a_version_1_journal_completes_although_the_server_rewrote_the_header() {
+    // What an earlier aria-crypt left: the .MAI replaced first, the .MAD
+    // not yet; a server then opened the table, marked it crashed and
+    // rewrote the .MAI header.
+    let _serial = one_at_a_time();
+    let (_tmp, s) = fixture_scenario();
+    crash_at(&s, "journal-committed");
+    let new = new_files_left(&s);
+    for f in [
+        "t1.MAI.aria-crypt-new",
+        "t1.MAD.aria-crypt-new",
+        "t1.MAI.aria-crypt-old",
+        "t1.MAD.aria-crypt-old",
+        "t1.aria-crypt-journal",
+    ] {
+        let _ = std::fs::remove_file(s.dir.join(f));
+    }
+    let crc = |b: &[u8]| format!("{:08x}", crc32fast::hash(b));
+    let journal = serde_json::json!({
+        "format": "aria-crypt rekey journal",
+        "version": 1,
+        "files": [
+            {"new": s.dir.join("t1.MAI.aria-crypt-new"), "target": s.dir.join("t1.MAI"), "size": new.0.len(), "crc32": crc(&new.0)},
+            {"new": s.dir.join("t1.MAD.aria-crypt-new"), "target": s.dir.join("t1.MAD"), "size": new.1.len(), "crc32": crc(&new.1)},
+        ]
+    });
+    std::fs::write(s.dir.join("t1.aria-crypt-journal"), journal.to_string()).unwrap();
+    std::fs::write(s.dir.join("t1.MAI"), &new.0).unwrap();
+    std::fs::write(s.dir.join("t1.MAD.aria-crypt-new"), &new.1).unwrap();
+    server_rewrites_header(&s.dir.join("t1.MAI"));
+    let run = s.recover();
+    assert!(
+        run.stdout.contains("completed the interrupted rekey")
+            && run.stderr.contains("changed after it was replaced"),
+        "{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    assert_eq!(std::fs::read(s.dir.join("t1.MAD")).unwrap(), new.1);
+    assert!(s.leftovers().is_empty(), "{:?}", s.leftovers());
 }

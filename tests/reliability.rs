@@ -2095,3 +2095,164 @@ proptest! {
         prop_assert!(is_ok_or_key_file_error);
     }
 }
+
+// ---------------------------------------------------------------------------
+// The tool on tables it must not rewrite (issue 11): refused before a byte
+// is written, the table byte-identical, nothing left beside it.
+
+/// Every file under `dir` with its bytes.
+fn tree(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            out.insert(path.clone(), std::fs::read(&path).unwrap());
+        }
+    }
+    out
+}
+
+/// A copy of the cbc_trans_256 fixture, changed by `setup`.
+fn tool_case(name: &str, setup: impl FnOnce(&Path)) -> PathBuf {
+    let dir = unique_dir(name);
+    for f in ["t1.MAI", "t1.MAD", "keys.txt"] {
+        std::fs::copy(fixtures().join("cbc_trans_256").join(f), dir.join(f)).unwrap();
+    }
+    setup(&dir);
+    dir
+}
+
+/// A rekey that must be refused: what it is, how the copy is changed, the
+/// extra options and environment, the exit code and a part of the message.
+struct ToolRow(
+    &'static str,
+    Box<dyn FnOnce(&Path)>,
+    Vec<&'static str>,
+    &'static [(&'static str, &'static str)],
+    i32,
+    &'static str,
+);
+
+#[test]
+fn tool_refuses_unsafe_rewrites_before_writing() {
+    let mut rows = Rows::default();
+    let bin = env!("CARGO_BIN_EXE_aria-crypt");
+    let set_state = |mai: &Path, at: usize, bytes: &[u8]| {
+        let mut b = std::fs::read(mai).unwrap();
+        b[at..at + bytes.len()].copy_from_slice(bytes);
+        std::fs::write(mai, b).unwrap();
+    };
+    let cases: Vec<ToolRow> = vec![
+        ToolRow(
+            "empty .MAD of a table with rows",
+            Box::new(|d: &Path| std::fs::write(d.join("t1.MAD"), b"").unwrap()),
+            vec!["--to-algorithm", "ctr"],
+            &[],
+            1,
+            "t1.MAD: 0 bytes, but the table header records",
+        ),
+        ToolRow(
+            ".MAD missing its last two pages",
+            Box::new(|d: &Path| {
+                let b = std::fs::read(d.join("t1.MAD")).unwrap();
+                std::fs::write(d.join("t1.MAD"), &b[..b.len() - 16384]).unwrap();
+            }),
+            vec!["--to-algorithm", "ctr"],
+            &[],
+            1,
+            "but the table header records",
+        ),
+        ToolRow(
+            "table not closed cleanly (open count 1)",
+            Box::new(move |d: &Path| set_state(&d.join("t1.MAI"), 24, &1u16.to_be_bytes())),
+            vec!["--to-algorithm", "ctr"],
+            &[],
+            1,
+            "not closed cleanly",
+        ),
+        ToolRow(
+            "table marked crashed by the server",
+            Box::new(move |d: &Path| set_state(&d.join("t1.MAI"), 26, &0x01fbu16.to_be_bytes())),
+            vec!["--to-algorithm", "ctr"],
+            &[],
+            1,
+            "the server marked it crashed",
+        ),
+        ToolRow(
+            "`--to-key-id 2` on an ordinary table",
+            Box::new(|d: &Path| {
+                std::fs::write(d.join("two.txt"), format!("1;{K1}\n2;{K2}\n")).unwrap();
+            }),
+            vec!["--to-key-file", "two.txt", "--to-key-id", "2"],
+            &[],
+            1,
+            "--allow-unusual-key",
+        ),
+        ToolRow(
+            "key version 2 from a key file (file_key_management serves 1)",
+            Box::new(|d: &Path| {
+                std::fs::write(d.join("v2.txt"), format!("1;{K1}\n1;2;{K2}\n")).unwrap();
+            }),
+            vec!["--to-key-file", "v2.txt"],
+            &[],
+            1,
+            "serves version 1 only",
+        ),
+        ToolRow(
+            "no space left while writing the new files",
+            Box::new(|_: &Path| {}),
+            vec!["--to-algorithm", "ctr"],
+            &[("ARIA_CRYPT_FAILPOINT", "new-file-write=enospc")],
+            1,
+            "deleted what it had written",
+        ),
+        ToolRow(
+            "no space left while writing the journal",
+            Box::new(|_: &Path| {}),
+            vec!["--to-algorithm", "ctr"],
+            &[("ARIA_CRYPT_FAILPOINT", "journal-write=enospc")],
+            1,
+            "deleted what it had written",
+        ),
+        ToolRow(
+            "a rename that fails after the journal",
+            Box::new(|_: &Path| {}),
+            vec!["--to-algorithm", "ctr"],
+            &[("ARIA_CRYPT_FAILPOINT", "rename=enospc")],
+            1,
+            "rolled back: the table is unchanged",
+        ),
+    ];
+    for ToolRow(input, setup, extra, env, code, message) in cases {
+        let dir = tool_case("tool", setup);
+        let before = tree(&dir);
+        let mut cmd = std::process::Command::new(bin);
+        cmd.current_dir(&dir)
+            .env_remove("ARIA_CRYPT_FAILPOINT")
+            .args(["rekey", "--key-file", "keys.txt"])
+            .args(&extra)
+            .arg("t1");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{input}: {stderr}");
+        assert!(stderr.contains(message), "{input}: {stderr}");
+        assert!(tree(&dir) == before, "{input}: the files changed");
+        let line = stderr
+            .lines()
+            .find(|l| l.contains("error:"))
+            .unwrap_or_default()
+            .replace(&dir.display().to_string(), "…");
+        rows.add(
+            format!("`rekey`: {input}"),
+            format!(
+                "exit {code}, nothing written: `{}`",
+                line.trim_start_matches("aria-crypt: error: ")
+            ),
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    rows.print("The tool: rewrites refused before writing");
+}

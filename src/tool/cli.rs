@@ -391,10 +391,23 @@ pub struct RekeyArgs {
     #[arg(long)]
     pub dry_run: bool,
 
-    /// Go on although a MariaDB server seems to use the data directory
-    /// (dangerous: the server overwrites the table from its cache).
+    /// Go on although a MariaDB server seems to use the data directory, or
+    /// a table was not closed cleanly (dangerous: the server overwrites the
+    /// table from its cache, or its recovery expects the old pages).
     #[arg(long)]
     pub force: bool,
+
+    /// The server's aria_log_dir_path when it is not the data directory
+    /// (also read from the option files and running servers' command
+    /// lines): its aria_log_control lock says whether the server runs.
+    #[arg(long, value_name = "PATH")]
+    pub aria_log_dir: Vec<PathBuf>,
+
+    /// Allow a target the server does not pick by itself: a --to-key-id
+    /// other than the server's rule for the table, or a key version other
+    /// than 1 from a key file (file_key_management serves version 1 only).
+    #[arg(long, help_heading = "Target")]
+    pub allow_unusual_key: bool,
 
     /// Only complete or roll back interrupted rekeys; needs no keys.
     #[arg(long, conflicts_with_all = ["dry_run", "new_table_key"])]

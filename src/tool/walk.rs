@@ -44,8 +44,11 @@ pub struct Walk {
     /// Complete tables, in argument order (sorted within a directory).
     pub tables: Vec<TableRef>,
     /// Paths that name no table, unreadable directories, `.MAI` without
-    /// `.MAD` and the reverse.
+    /// `.MAD` and the reverse, table files that cannot be followed.
     pub problems: Vec<ToolError>,
+    /// What the walk did not enter and why, when nothing is lost by it (a
+    /// directory link to a directory already walked).
+    pub notes: Vec<String>,
 }
 
 /// `stem` plus `.ext`, keeping dots already in the name (`a.b` → `a.b.MAI`).
@@ -54,6 +57,12 @@ pub fn with_ext(stem: &Path, ext: &str) -> PathBuf {
     name.push(".");
     name.push(ext);
     PathBuf::from(name)
+}
+
+/// Whether an interrupted rekey's journal lies next to the table: its
+/// index file may then be missing for a moment (it is put in place last).
+fn journaled(stem: &Path) -> bool {
+    with_ext(stem, super::journal::JOURNAL_EXT).exists()
 }
 
 /// The stem and extension of a table file, if it is one.
@@ -77,10 +86,11 @@ pub fn walk(args: &[PathBuf]) -> Walk {
         match std::fs::metadata(arg) {
             Ok(meta) if meta.is_dir() => {
                 let before = walk.tables.len() + walk.problems.len();
-                let files = match files_under(arg) {
-                    Ok((files, problems)) => {
-                        walk.problems.extend(problems);
-                        files
+                let files = match walk_dir(arg) {
+                    Ok(found) => {
+                        walk.problems.extend(found.problems);
+                        walk.notes.extend(found.notes);
+                        found.files
                     }
                     Err(e) => {
                         walk.problems.push(e);
@@ -124,6 +134,11 @@ pub fn walk(args: &[PathBuf]) -> Walk {
                             walk.tables.push(table);
                         }
                     }
+                    (false, true) if journaled(&table.stem) => {
+                        if seen.insert(identity(&table)) {
+                            walk.tables.push(table);
+                        }
+                    }
                     (true, false) => walk.problems.push(missing_partner(&table.mai, &table.mad)),
                     (false, true) => walk.problems.push(missing_partner(&table.mad, &table.mai)),
                     (false, false) => walk.problems.push(ToolError::input(format!(
@@ -154,6 +169,7 @@ fn single(stem: &Path, ext: &str) -> Result<TableRef, ToolError> {
     };
     match std::fs::metadata(partner) {
         Ok(_) => Ok(table),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound && journaled(stem) => Ok(table),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
             Err(missing_partner(have, partner))
         }
@@ -176,26 +192,51 @@ fn missing_partner(have: &Path, missing: &Path) -> ToolError {
 
 /// What makes two arguments the same table.
 fn identity(table: &TableRef) -> PathBuf {
-    std::fs::canonicalize(&table.mai).unwrap_or_else(|_| table.mai.clone())
+    std::fs::canonicalize(&table.mai)
+        .or_else(|_| std::fs::canonicalize(&table.mad))
+        .unwrap_or_else(|_| table.mai.clone())
+}
+
+/// What a directory walk found.
+#[derive(Debug, Default)]
+pub struct Found {
+    /// Regular files, sorted.
+    pub files: Vec<PathBuf>,
+    /// What could not be read or followed.
+    pub problems: Vec<ToolError>,
+    /// Directories not entered again (links to a directory already walked).
+    pub notes: Vec<String>,
 }
 
 /// Every regular file under `dir`, sorted, following symlinks to files
-/// (MariaDB's DATA DIRECTORY links) but not to directories (no loops).
-/// Unreadable subdirectories are reported, not fatal.
+/// (MariaDB's DATA DIRECTORY links) and to directories (a database moved
+/// to another disk and linked back), each directory once: a link to a
+/// directory already walked (a loop, or a second name) is noted, not
+/// entered. Unreadable subdirectories and links that lead nowhere are
+/// reported, not fatal.
 ///
 /// # Errors
 /// Exit status 2 if `dir` itself cannot be read.
-pub fn files_under(dir: &Path) -> Result<(Vec<PathBuf>, Vec<ToolError>), ToolError> {
-    let mut files = Vec::new();
-    let mut problems = Vec::new();
+pub fn walk_dir(dir: &Path) -> Result<Found, ToolError> {
+    let mut found = Found::default();
+    let mut visited: HashSet<PathBuf> = HashSet::new();
     let mut stack = vec![dir.to_path_buf()];
     let mut first = true;
     while let Some(current) = stack.pop() {
+        let real = std::fs::canonicalize(&current).unwrap_or_else(|_| current.clone());
+        if !visited.insert(real.clone()) {
+            found.notes.push(format!(
+                "{}: links to {}, which is walked already: not entered again",
+                current.display(),
+                real.display()
+            ));
+            continue;
+        }
         let entries = match std::fs::read_dir(&current) {
             Ok(entries) => entries,
             Err(err) if first => return Err(ToolError::io(&current, &err)),
             Err(err) => {
-                problems.push(ToolError::io(&current, &err));
+                found.problems.push(ToolError::io(&current, &err));
                 continue;
             }
         };
@@ -205,27 +246,54 @@ pub fn files_under(dir: &Path) -> Result<(Vec<PathBuf>, Vec<ToolError>), ToolErr
             let entry = match entry {
                 Ok(entry) => entry,
                 Err(err) => {
-                    problems.push(ToolError::io(&current, &err));
+                    found.problems.push(ToolError::io(&current, &err));
                     continue;
                 }
             };
             let path = entry.path();
             let Ok(kind) = entry.file_type() else {
+                found.problems.push(ToolError::input(format!(
+                    "{}: cannot tell what it is; skipped",
+                    path.display()
+                )));
                 continue;
             };
             if kind.is_dir() {
                 subdirs.push(path);
-            } else if kind.is_file()
-                || (kind.is_symlink() && std::fs::metadata(&path).is_ok_and(|m| m.is_file()))
-            {
-                files.push(path);
+            } else if kind.is_file() {
+                found.files.push(path);
+            } else if kind.is_symlink() {
+                match std::fs::metadata(&path) {
+                    Ok(m) if m.is_dir() => subdirs.push(path),
+                    Ok(m) if m.is_file() => found.files.push(path),
+                    Ok(_) => {}
+                    Err(err) => found.problems.push(ToolError::input(format!(
+                        "{}: a link that cannot be followed ({}); skipped",
+                        path.display(),
+                        super::outcome::io_message(&err)
+                    ))),
+                }
+            } else if table_file(&path).is_some() {
+                found.problems.push(ToolError::input(format!(
+                    "{}: not a regular file; skipped",
+                    path.display()
+                )));
             }
         }
         subdirs.sort();
         stack.extend(subdirs.into_iter().rev());
     }
-    files.sort();
-    Ok((files, problems))
+    found.files.sort();
+    Ok(found)
+}
+
+/// Every regular file under `dir`; see [`walk_dir`].
+///
+/// # Errors
+/// Exit status 2 if `dir` itself cannot be read.
+pub fn files_under(dir: &Path) -> Result<(Vec<PathBuf>, Vec<ToolError>), ToolError> {
+    let found = walk_dir(dir)?;
+    Ok((found.files, found.problems))
 }
 
 /// Pairs `.MAI` and `.MAD` files found under `root`; the rest are orphans.
@@ -250,6 +318,7 @@ pub fn pair(root: &Path, files: &[PathBuf]) -> (Vec<TableRef>, Vec<ToolError>) {
         let table = TableRef::new(stem, rel);
         match (mai, mad) {
             (true, true) => tables.push(table),
+            (false, true) if journaled(&table.stem) => tables.push(table),
             (true, false) => orphans.push(missing_partner(&table.mai, &table.mad)),
             (false, true) => orphans.push(missing_partner(&table.mad, &table.mai)),
             (false, false) => {}

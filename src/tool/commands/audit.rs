@@ -229,6 +229,16 @@ pub fn run(ctx: Ctx, args: &AuditArgs) -> Status {
                 continue;
             }
         };
+        if let Some(why) = table.state.unclean() {
+            findings.push(Finding {
+                severity: Severity::Medium,
+                kind: "not_closed_cleanly",
+                path: files_ref.stem.clone(),
+                message: format!(
+                    "{why}: let the server run its recovery before re-keying or copying it"
+                ),
+            });
+        }
         let h = &table.header;
         let readable: Vec<String> = [&files_ref.mai, &files_ref.mad]
             .into_iter()
@@ -304,14 +314,32 @@ pub fn run(ctx: Ctx, args: &AuditArgs) -> Status {
             table_json.push(t);
             continue;
         }
-        encrypted += 1;
-        let tally = match census(&table, &Progress::none()) {
+        let mut tally = match census(&table, &Progress::none()) {
             Ok(tally) => tally,
             Err(err) => {
                 report.error(&err);
                 continue;
             }
         };
+        // Key version 0 is no key: what `aria-crypt decrypt` writes.
+        if let Some(pages) = tally.versions.remove(&0) {
+            plaintext += 1;
+            findings.push(Finding {
+                severity: Severity::High,
+                kind: "decrypted_copy",
+                path: files_ref.stem.clone(),
+                message: format!(
+                    "a decrypted copy: {pages} page{} in plaintext (key version 0, as `aria-crypt decrypt` writes them); delete it or move it out of the data directory",
+                    if pages == 1 { "" } else { "s" }
+                ),
+            });
+            t["decrypted_copy"] = json!(true);
+            if tally.versions.is_empty() {
+                table_json.push(t);
+                continue;
+            }
+        }
+        encrypted += 1;
         let (key_id, key_rule) = key_id_text(&table, keys.as_ref());
         let label = key_id.map_or_else(|| "1 or 2".to_string(), |id| id.to_string());
         for (&version, &pages) in &tally.versions {

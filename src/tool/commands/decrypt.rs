@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
@@ -17,6 +17,7 @@ use crate::tool::outcome::{Status, ToolError};
 use crate::tool::progress::Progress;
 use crate::tool::report::{Report, failed_table_json, out, plural, problem_lines};
 use crate::tool::scan::{CipherFactory, PagedFile, Tally};
+use crate::tool::server::CONTROL_FILE;
 use crate::tool::table::Table;
 use crate::tool::walk::{DATA_EXT, INDEX_EXT, TableRef, with_ext};
 
@@ -36,8 +37,12 @@ pub fn run(ctx: Ctx, args: &DecryptArgs) -> Status {
     if tables.is_empty() {
         return report.finish();
     }
-    if let Err(err) = std::fs::create_dir_all(&args.out_dir) {
-        report.error(&ToolError::io(&args.out_dir, &err));
+    if let Err(err) = refuse_datadir(&args.out_dir) {
+        report.error(&err);
+        return report.finish();
+    }
+    if let Err(err) = create_private_dir(&args.out_dir) {
+        report.error(&err);
         return report.finish();
     }
     let mut claimed = HashSet::new();
@@ -51,6 +56,51 @@ pub fn run(ctx: Ctx, args: &DecryptArgs) -> Status {
         }
     }
     report.finish()
+}
+
+/// Refuses an output directory inside a MariaDB data directory: one with
+/// `aria_log_control`, or beside the `mysql/` system database, at or above
+/// it. Plaintext there would be copied with every backup of the data.
+fn refuse_datadir(out_dir: &Path) -> Result<(), ToolError> {
+    let absolute = std::path::absolute(out_dir).unwrap_or_else(|_| out_dir.to_path_buf());
+    // The nearest existing ancestor's real path too (links).
+    let existing = absolute
+        .ancestors()
+        .find_map(|a| std::fs::canonicalize(a).ok())
+        .unwrap_or_else(|| absolute.clone());
+    for dir in absolute.ancestors().chain(existing.ancestors()) {
+        let why = if dir.join(CONTROL_FILE).is_file() {
+            format!("it has {CONTROL_FILE}")
+        } else if dir.join("mysql").is_dir() {
+            "it has the mysql system database".to_string()
+        } else {
+            continue;
+        };
+        return Err(ToolError::input(format!(
+            "{}: refusing to write decrypted copies inside the MariaDB data directory {} ({why}): plaintext there goes into every backup of it; choose an --out-dir outside it",
+            out_dir.display(),
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Creates `dir` and its missing parents with mode 0700 whatever the
+/// umask: only the owner may list decrypted copies.
+fn create_private_dir(dir: &Path) -> Result<(), ToolError> {
+    let mut missing: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|a| !a.as_os_str().is_empty() && !a.exists())
+        .collect();
+    missing.reverse();
+    for d in missing {
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(d)
+            .and_then(|()| std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)))
+            .map_err(|e| ToolError::write(d, &e))?;
+    }
+    Ok(())
 }
 
 /// `DIR/<rel>.MAI` and `DIR/<rel>.MAD`.
@@ -133,14 +183,20 @@ struct Output {
 impl Output {
     fn create(path: &Path) -> Result<Self, ToolError> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| ToolError::write(dir, &e))?;
+            create_private_dir(dir)?;
         }
         let tmp = with_ext(path, PARTIAL_SUFFIX);
+        // Plaintext: readable by the owner only, whatever the umask.
         let file = OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
+            .mode(0o600)
             .open(&tmp)
+            .and_then(|f| {
+                f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+                Ok(f)
+            })
             .map_err(|e| ToolError::write(&tmp, &e))?;
         Ok(Output {
             tmp,

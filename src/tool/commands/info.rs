@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use super::{Ctx, hex, note_pending, resolve, table_json};
+use super::{Ctx, hex, note_pending, note_unclean, resolve, table_json};
 use crate::tool::cli::InfoArgs;
 use crate::tool::keys::Keys;
 use crate::tool::outcome::Status;
@@ -77,6 +77,11 @@ fn one(ctx: Ctx, report: &mut Report, keys: Option<&Keys>, files: &TableRef) {
             return;
         }
     };
+    let unclean = note_unclean(report, &table);
+    let length_problem = table.length_problem();
+    if let Some(problem) = &length_problem {
+        report.warn(problem.clone());
+    }
     let progress = Progress::new(
         table.mai_len + table.mad_len,
         &format!("read {}", table.name()),
@@ -129,6 +134,9 @@ fn one(ctx: Ctx, report: &mut Report, keys: Option<&Keys>, files: &TableRef) {
     );
     m.insert("key_versions".into(), versions_json(&tally.versions));
     m.insert("pending_rekey".into(), pending);
+    m.insert("closed_cleanly".into(), json!(unclean.is_null()));
+    m.insert("not_closed_cleanly".into(), unclean.clone());
+    m.insert("truncated".into(), json!(length_problem));
 
     if !ctx.json {
         out(table.name());
@@ -149,6 +157,12 @@ fn one(ctx: Ctx, report: &mut Report, keys: Option<&Keys>, files: &TableRef) {
         row("transactional", yes(h.is_transactional()).into());
         row("temporary", yes(h.is_temporary()).into());
         row("page checksums", yes(h.has_page_checksums()).into());
+        row(
+            "closed cleanly",
+            unclean
+                .as_str()
+                .map_or_else(|| "yes".to_string(), |why| format!("no: {why}")),
+        );
         row("key id", key_id_rule);
         if let Some(crypt) = h.crypt {
             row("space", format!("0x{:08x}", crypt.space));

@@ -42,6 +42,9 @@ pub fn resolve(report: &mut Report, args: &[PathBuf]) -> Vec<TableRef> {
     for problem in &walk.problems {
         report.error(problem);
     }
+    for note in &walk.notes {
+        report.warn(note.clone());
+    }
     walk.tables
 }
 
@@ -67,6 +70,20 @@ pub fn note_server(report: &mut Report, table: &TableRef) {
             table.stem.display(),
             control.display()
         ));
+    }
+}
+
+/// Warns about a table that was not closed cleanly; returns why, for JSON.
+pub fn note_unclean(report: &mut Report, table: &Table) -> Value {
+    match table.state.unclean() {
+        Some(why) => {
+            report.warn(format!(
+                "{}: {why}; let the server run its recovery (start it, or CHECK TABLE / REPAIR TABLE) before re-keying it",
+                table.name()
+            ));
+            json!(why)
+        }
+        None => Value::Null,
     }
 }
 
@@ -106,6 +123,43 @@ pub fn verify_table<'k>(
         choice,
         checker,
         tally,
+    })
+}
+
+/// When every encrypted page of one file fails and every one of the other
+/// file verifies, the two files are not of one table: a `.MAI` or `.MAD`
+/// swapped in from elsewhere, or a table left half replaced. Says so.
+pub fn generation_mismatch(table: &Table, tally: &Tally) -> Option<String> {
+    let encrypted = |ext: &str| -> u64 {
+        tally
+            .kinds
+            .iter()
+            .filter(|((file, kind), _)| {
+                *file == ext && !matches!(*kind, "header" | "bitmap" | "unwritten")
+            })
+            .map(|(_, n)| n)
+            .sum()
+    };
+    let failed = |path: &std::path::Path| -> u64 {
+        tally
+            .problems
+            .iter()
+            .filter(|p| p.page.is_some() && p.path == path)
+            .count() as u64
+    };
+    let files = [
+        ("MAI", &table.files.mai, "MAD", &table.files.mad),
+        ("MAD", &table.files.mad, "MAI", &table.files.mai),
+    ];
+    files.into_iter().find_map(|(ext, path, other_ext, other)| {
+        let bad = failed(path);
+        (bad > 0 && bad == encrypted(ext) && encrypted(other_ext) > 0 && failed(other) == 0).then(|| {
+            format!(
+                "every encrypted page of {} fails while every one of {} verifies: the two files are not of the same table (a swapped .{ext} or .{other_ext}, or a table left half replaced by an interrupted rekey: `aria-crypt rekey --recover` if a journal is there, else restore the file that does not belong), not damaged pages",
+                path.display(),
+                other.display()
+            )
+        })
     })
 }
 

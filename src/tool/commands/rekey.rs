@@ -9,7 +9,10 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use super::{Ctx, Verified, hex, plain_json, resolve, table_json, verification_json, verify_table};
+use super::{
+    Ctx, Verified, generation_mismatch, hex, plain_json, resolve, table_json, verification_json,
+    verify_table,
+};
 use crate::aria::{CryptData, PageFile, TableCipher};
 use crate::kernel::Mode;
 use crate::policy::{self, TableKind};
@@ -45,7 +48,11 @@ pub fn run(ctx: Ctx, args: &RekeyArgs) -> Status {
             return report.finish();
         }
     };
-    let mut guard = Guard::default();
+    let mut guard = if args.dry_run {
+        Guard::default()
+    } else {
+        Guard::new(&args.aria_log_dir)
+    };
     for table in resolve(&mut report, &args.tables) {
         let mut job = Job {
             ctx,
@@ -60,10 +67,17 @@ pub fn run(ctx: Ctx, args: &RekeyArgs) -> Status {
         let result = job.run();
         let Job { mut m, .. } = job;
         if let Err(err) = result {
-            report.error(&err);
+            if err.message.is_empty() {
+                // Refused for a reason already printed for its data directory.
+                report.status(err.status);
+            } else {
+                report.error(&err);
+            }
             m.insert("ok".into(), json!(false));
             m.entry("action").or_insert(json!("error"));
-            m.insert("error".into(), json!(err.message));
+            if !err.message.is_empty() {
+                m.insert("error".into(), json!(err.message));
+            }
         }
         if !m.contains_key("table") {
             m.insert("table".into(), json!(table.stem.display().to_string()));
@@ -144,21 +158,27 @@ impl Job<'_> {
         } else {
             self.check_server()?;
             match journal::recover(self.table)? {
-                Some(Recovered::Completed(path)) => return self.completed(&path),
-                Some(Recovered::RolledBack(files)) => {
+                Some(Recovered::Completed { journal, notes }) => {
+                    for note in notes {
+                        self.report.warn(note);
+                    }
+                    return self.completed(&journal);
+                }
+                Some(Recovered::RolledBack { files, reason }) => {
                     let names = files
                         .iter()
                         .map(|f| f.display().to_string())
                         .collect::<Vec<_>>()
                         .join(", ");
+                    let why = reason.map_or_else(String::new, |r| format!(" ({r})"));
                     self.m.insert("recovery".into(), json!("rolled_back"));
                     self.report.warn(format!(
-                        "{}: rolled back an interrupted rekey: deleted {names}",
+                        "{}: rolled back an interrupted rekey{why}: deleted {names}",
                         self.table.stem.display()
                     ));
                     if self.args.recover {
                         self.action("rolled_back", true);
-                        self.say("RECOVERED", format!("rolled back an interrupted rekey (deleted {names}); the table is unchanged"));
+                        self.say("RECOVERED", format!("rolled back an interrupted rekey{why} (deleted {names}); the table is the old one"));
                         return Ok(());
                     }
                 }
@@ -172,6 +192,11 @@ impl Job<'_> {
         }
 
         let table = Table::open(self.table)?;
+        if let Some(problem) = table.length_problem() {
+            self.action("refused", false);
+            return Err(ToolError::failed(format!("{problem}; nothing changed")));
+        }
+        self.check_clean(&table)?;
         let recovery = self.m.remove("recovery");
         self.m = table_json(&table);
         if let Some(recovery) = recovery {
@@ -198,11 +223,48 @@ impl Job<'_> {
     fn check_server(&mut self) -> Result<(), ToolError> {
         let dir = self.table.mai.parent().unwrap_or(Path::new("."));
         let files = [self.table.mai.as_path(), self.table.mad.as_path()];
-        let warnings = self.guard.check(dir, &files, self.args.force)?;
-        for w in warnings {
-            self.report.warn(w);
+        match self.guard.check(dir, &files, self.args.force) {
+            Ok(warnings) => {
+                for w in warnings {
+                    self.report.warn(w);
+                }
+                Ok(())
+            }
+            Err(refusal) => {
+                self.action("refused", false);
+                if refusal.repeated {
+                    self.say("REFUSED", &refusal.error.message);
+                    self.m.insert("error".into(), json!(refusal.error.message));
+                    Err(ToolError::failed(""))
+                } else {
+                    self.say(
+                        "REFUSED",
+                        "a MariaDB server is running on this data directory",
+                    );
+                    Err(refusal.error)
+                }
+            }
         }
-        Ok(())
+    }
+
+    /// Refuses a table that was not closed cleanly, unless --force: the
+    /// server's recovery must see the pages it logged.
+    fn check_clean(&mut self, table: &Table) -> Result<(), ToolError> {
+        let Some(why) = table.state.unclean() else {
+            return Ok(());
+        };
+        if self.args.force {
+            self.report.warn(format!(
+                "{}: {why}; re-keying it anyway because of --force",
+                table.name()
+            ));
+            return Ok(());
+        }
+        self.action("refused", false);
+        Err(ToolError::failed(format!(
+            "{}: {why}: start the server and let it run its recovery (or CHECK TABLE / REPAIR TABLE it) first, or use --force; nothing changed",
+            table.name()
+        )))
     }
 
     /// After a journaled replacement was completed: check the table now
@@ -290,19 +352,16 @@ impl Job<'_> {
                     plural(source.tally.encrypted)
                 ),
             );
+            if let Some(mismatch) = generation_mismatch(table, &source.tally) {
+                self.say("", &mismatch);
+                self.m.insert("files_mismatch".into(), json!(mismatch));
+            }
             self.problems(&source);
             return Ok(());
         }
 
         let target = self.target(table, to_keys, &source)?;
-        if target.keys.is_key_file() && target.version != 1 {
-            self.report.warn(format!(
-                "{}: re-encrypting with key version {} of key id {}: MariaDB's file_key_management serves version 1 only, so the server needs a key-management plugin that has this version",
-                table.name(),
-                target.version,
-                target.key_id
-            ));
-        }
+        self.check_readable(table, &target)?;
         let to_json = json!({
             "algorithm": target.mode.name(),
             "key_id": target.key_id,
@@ -314,23 +373,30 @@ impl Job<'_> {
             "key_versions": versions_json(&[(target.version, source.tally.encrypted)].into_iter().collect()),
         });
         self.m.insert("to".into(), to_json);
-        let from = format!(
-            "key id {} version{} {} ({})",
-            source.choice.key_id,
-            if source.tally.versions.len() == 1 {
-                ""
-            } else {
-                "s"
-            },
-            source
-                .tally
-                .versions
-                .keys()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(", "),
-            source.choice.mode
-        );
+        let from = if source.tally.versions.is_empty() {
+            format!(
+                "no encrypted pages (key id {}, {})",
+                source.choice.key_id, source.choice.mode
+            )
+        } else {
+            format!(
+                "key id {} version{} {} ({})",
+                source.choice.key_id,
+                if source.tally.versions.len() == 1 {
+                    ""
+                } else {
+                    "s"
+                },
+                source
+                    .tally
+                    .versions
+                    .keys()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                source.choice.mode
+            )
+        };
         let to = format!(
             "key id {} version {} ({}){}",
             target.key_id,
@@ -376,6 +442,47 @@ impl Job<'_> {
             format!("{} pages from {from} to {to}", source.tally.encrypted),
         );
         Ok(())
+    }
+
+    /// Refuses a target the server would not read by itself, unless
+    /// --allow-unusual-key: another key id than its rule, or a key version
+    /// file_key_management does not serve.
+    fn check_readable(&mut self, table: &Table, target: &Target<'_>) -> Result<(), ToolError> {
+        let rule = policy::key_id(TableKind::of(&table.header), &*target.keys.provider);
+        let mut unusual = Vec::new();
+        if target.key_id != rule {
+            unusual.push(format!(
+                "--to-key-id {}: the server encrypts this {} with key id {rule}, and reads it with no other",
+                target.key_id,
+                if table.header.is_temporary() {
+                    "temporary table"
+                } else {
+                    "table"
+                }
+            ));
+        }
+        if target.keys.is_key_file() && target.version != 1 {
+            unusual.push(format!(
+                "key version {} of key id {}: MariaDB's file_key_management serves version 1 only, so the server needs a key-management plugin that has this version",
+                target.version, target.key_id
+            ));
+        }
+        if unusual.is_empty() {
+            return Ok(());
+        }
+        let what = unusual.join("; ");
+        if self.args.allow_unusual_key {
+            self.report.warn(format!(
+                "{}: {what}; going on because of --allow-unusual-key",
+                table.name()
+            ));
+            return Ok(());
+        }
+        self.action("refused", false);
+        Err(ToolError::failed(format!(
+            "{}: {what}: the server could not read the result; nothing changed (add --allow-unusual-key if it is intended)",
+            table.name()
+        )))
     }
 
     fn target<'k>(
@@ -436,30 +543,58 @@ impl Job<'_> {
                 (*kind, journal::new_path(&real), real)
             })
             .collect();
+        let journal_path = journal::journal_path(self.table);
+        let sizes: Vec<(PathBuf, u64)> = targets
+            .iter()
+            .zip(table.files())
+            .map(|((_, _, real), (_, _, len))| (real.clone(), len))
+            .collect();
+        journal::preflight(&sizes, &journal_path)?;
         let written = write_new(table, source.checker.cipher(), target, &targets);
-        let replacements = written.and_then(|()| {
+        let committed = written.and_then(|()| {
             check_new(self.ctx, table, source, target, &targets)?;
-            targets
+            let mut replacements = targets
                 .iter()
                 .map(|(_, new, real)| Replacement::of(new.clone(), real.clone()))
-                .collect::<Result<Vec<_>, _>>()
+                .collect::<Result<Vec<_>, _>>()?;
+            for r in &mut replacements {
+                r.keep_old()?;
+            }
+            failpoint("new-files-ready");
+            Journal::commit(journal_path.clone(), replacements, &targets[0].2)
         });
-        let replacements = match replacements {
-            Ok(r) => r,
+        let journal = match committed {
+            Ok(journal) => journal,
             Err(err) => {
-                for (_, new, _) in &targets {
-                    let _ = std::fs::remove_file(new);
+                let mut written: Vec<PathBuf> = Vec::new();
+                for (_, new, real) in &targets {
+                    written.push(new.clone());
+                    written.push(journal::backup_path(real));
                 }
+                written.push(journal::with_tmp(&journal_path));
+                let deleted = journal::clean_up(&written);
+                let deleted = if deleted.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " (deleted what it had written: {})",
+                        deleted
+                            .iter()
+                            .map(|f| f.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                };
                 return Err(ToolError::failed(format!(
-                    "{}; nothing changed",
+                    "{}; nothing changed{deleted}",
                     err.message
                 )));
             }
         };
-        failpoint("new-files-ready");
-        let journal = Journal::commit(journal::journal_path(self.table), replacements)?;
         failpoint("journal-committed");
-        journal.apply(false)?;
+        for note in journal.apply()? {
+            self.report.warn(note);
+        }
         failpoint("done");
         Ok(())
     }
@@ -517,8 +652,8 @@ fn write_new(
                     "{err} (the file changed since it was verified?)"
                 )));
             }
-            output
-                .write_all_at(buf, u64::from(first) * bs as u64)
+            journal::injected_error("new-file-write")
+                .and_then(|()| output.write_all_at(buf, u64::from(first) * bs as u64))
                 .map_err(|e| ToolError::write(new, &e))?;
             failpoint("batch-written");
             Ok(())

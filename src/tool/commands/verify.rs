@@ -1,13 +1,15 @@
 //! `aria-crypt verify`: every page decrypted in memory, every checksum
 //! checked, every failure explained.
 
+use serde_json::json;
+
 use super::{
-    Ctx, note_pending, note_server, plain_json, resolve, table_json, verification_json,
-    verify_table,
+    Ctx, generation_mismatch, note_pending, note_server, note_unclean, plain_json, resolve,
+    table_json, verification_json, verify_table,
 };
 use crate::tool::cli::VerifyArgs;
 use crate::tool::keys::Keys;
-use crate::tool::outcome::Status;
+use crate::tool::outcome::{Status, ToolError};
 use crate::tool::report::{Report, failed_table_json, out, plural, problem_lines, versions_text};
 use crate::tool::table::Table;
 use crate::tool::walk::TableRef;
@@ -39,10 +41,23 @@ fn one(ctx: Ctx, report: &mut Report, keys: &Keys, files: &TableRef, args: &Veri
             return;
         }
     };
+    note_unclean(report, &table);
     let mut m = table_json(&table);
     m.insert("pending_rekey".into(), pending);
+    // A file shorter than the header says fails whatever its pages say.
+    let truncated = table.length_problem();
+    if let Some(problem) = &truncated {
+        report.error(&ToolError::failed(problem.clone()));
+    }
+    let mark_truncated = |m: &mut serde_json::Map<String, serde_json::Value>| {
+        m.insert("truncated".into(), json!(truncated));
+        if truncated.is_some() {
+            m.insert("ok".into(), json!(false));
+        }
+    };
     if !table.header.is_encrypted() {
         plain_json(&mut m, &table);
+        mark_truncated(&mut m);
         if !ctx.json {
             out(format!(
                 "PLAIN {}: not encrypted (ROW_FORMAT={}), nothing to verify",
@@ -61,7 +76,10 @@ fn one(ctx: Ctx, report: &mut Report, keys: &Keys, files: &TableRef, args: &Veri
         }
     };
     verification_json(&mut m, &verified);
+    mark_truncated(&mut m);
     let tally = &verified.tally;
+    let mismatch = generation_mismatch(&table, tally);
+    m.insert("files_mismatch".into(), json!(mismatch));
     report.status(if tally.ok() {
         Status::Ok
     } else {
@@ -74,7 +92,14 @@ fn one(ctx: Ctx, report: &mut Report, keys: &Keys, files: &TableRef, args: &Veri
             verified.choice.key_id,
             versions_text(&tally.versions)
         );
-        if tally.ok() {
+        if tally.ok() && truncated.is_some() {
+            out(format!(
+                "FAIL  {}: truncated ({} encrypted page{} present verified)",
+                table.name(),
+                tally.verified,
+                plural(tally.verified)
+            ));
+        } else if tally.ok() {
             out(format!(
                 "OK    {}: {} encrypted page{} verified ({how})",
                 table.name(),
@@ -89,6 +114,9 @@ fn one(ctx: Ctx, report: &mut Report, keys: &Keys, files: &TableRef, args: &Veri
                 tally.encrypted,
                 plural(tally.encrypted)
             ));
+            if let Some(mismatch) = &mismatch {
+                out(format!("      {mismatch}"));
+            }
             for line in problem_lines(&tally.problems) {
                 out(format!("      {line}"));
             }
