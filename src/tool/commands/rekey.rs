@@ -448,7 +448,8 @@ impl Job<'_> {
     /// --allow-unusual-key: another key id than its rule, or a key version
     /// file_key_management does not serve.
     fn check_readable(&mut self, table: &Table, target: &Target<'_>) -> Result<(), ToolError> {
-        let rule = policy::key_id(TableKind::of(&table.header), &*target.keys.provider);
+        let rule = policy::try_key_id(TableKind::of(&table.header), &*target.keys.provider)
+            .map_err(ToolError::lib)?;
         let mut unusual = Vec::new();
         if target.key_id != rule {
             unusual.push(format!(
