@@ -97,7 +97,9 @@ macro_rules! forward_provider {
 forward_provider!(std::sync::Arc<P>, &P);
 
 /// An AES key of 16, 24 or 32 bytes, wiped on drop and never printed.
-#[derive(Clone, PartialEq, Eq)]
+/// Equality looks at every byte whatever the first difference, so comparing
+/// keys takes the same time for any two keys of one length.
+#[derive(Clone)]
 pub struct KeyMaterial {
     bytes: [u8; 32],
     len: u8,
@@ -119,6 +121,20 @@ impl Drop for KeyMaterial {
 }
 
 impl ZeroizeOnDrop for KeyMaterial {}
+
+impl PartialEq for KeyMaterial {
+    fn eq(&self, other: &Self) -> bool {
+        // OR of all byte differences, no early exit on the first one.
+        let diff = self
+            .bytes
+            .iter()
+            .zip(&other.bytes)
+            .fold(self.len ^ other.len, |acc, (a, b)| acc | (a ^ b));
+        std::hint::black_box(diff) == 0
+    }
+}
+
+impl Eq for KeyMaterial {}
 
 impl KeyMaterial {
     /// Wraps a key of 16, 24 or 32 bytes.
@@ -156,5 +172,27 @@ impl KeyMaterial {
 impl fmt::Debug for KeyMaterial {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "KeyMaterial({} bits, redacted)", self.len() * 8)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::KeyMaterial;
+
+    #[test]
+    fn key_equality_compares_every_byte_and_the_length() {
+        let key = [7u8; 32];
+        let a = KeyMaterial::new(&key).unwrap();
+        assert_eq!(a, KeyMaterial::new(&key).unwrap());
+        for i in 0..32 {
+            let mut other = key;
+            other[i] ^= 0x80;
+            assert_ne!(a, KeyMaterial::new(&other).unwrap(), "byte {i}");
+        }
+        // Same leading bytes, other length: the padding is zero in both.
+        let short = KeyMaterial::new(&key[..16]).unwrap();
+        let mut padded = [0u8; 32];
+        padded[..16].copy_from_slice(&key[..16]);
+        assert_ne!(short, KeyMaterial::new(&padded).unwrap());
     }
 }

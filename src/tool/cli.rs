@@ -123,18 +123,26 @@ algorithm (--to-algorithm) and/or a fresh per-table key (--new-table-key: new \
 target is the source key at its latest version.
 
 Safety:
-  * Every page is verified first; if any fails, nothing is changed.
-  * It refuses while a MariaDB server uses the data directory (the server \
-holds a lock on aria_log_control for as long as it runs), unless --force. \
-While it works it holds that lock itself, so a server cannot start on the \
-data directory meanwhile. Stop the server first.
+  * Every page is verified first, and both files must be as long as the \
+header says; if anything fails, nothing is changed.
+  * It refuses every table of a data directory that a MariaDB/MySQL server \
+uses, unless --force: the aria_log_control lock there or in the Aria log \
+directory (--aria-log-dir, the option files, running servers' command \
+lines), InnoDB's ibdata1 lock, a server process working in it, a pid file \
+naming a live server. It refuses tables a crashed server left open until \
+the server has recovered them. While it works it holds the aria_log_control \
+lock itself, so a server cannot start on the data directory meanwhile.
+  * Before the first write it checks that every file can be replaced \
+(writable, not immutable or append-only, one filesystem, room for the new \
+files and the journal).
   * The new files are written beside the old ones (NAME.MAI.aria-crypt-new), \
-read back and verified, synced to disk, then a journal \
-(NAME.aria-crypt-journal) is written and the new files renamed over the old \
-ones. A crash at any moment leaves the old table, the new table, or a state \
-that the next `aria-crypt rekey` on that table completes (journal present) \
-or rolls back (no journal: the new files are deleted) by itself. \
-`--recover` does only that, without keys.
+read back and verified, synced; the old files get second names \
+(NAME.MA?.aria-crypt-old), a journal (NAME.aria-crypt-journal) is written, \
+the .MAI is removed, the new .MAD renamed into place and the new .MAI last, \
+so a server finds the old table, no table or the new one. A crash at any \
+moment is completed or rolled back by the next `aria-crypt rekey` on that \
+table; `--recover` does only that, without keys, and where it can do \
+neither it names each file and prints the commands that restore the table.
   * File owner and permissions are kept.
 
 After a move to new keys or another algorithm, start the server with the \
