@@ -128,34 +128,35 @@ fn server_option(cmdline: &[String], name: &str) -> Option<PathBuf> {
     })
 }
 
+/// The running server processes (by name), each with its command line.
+fn running_servers() -> Vec<(u32, Vec<String>)> {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    procs
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| is_server(pid))
+        .map(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|raw| {
+                    raw.split(|&b| b == 0)
+                        .map(|a| String::from_utf8_lossy(a).into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            (pid, cmdline)
+        })
+        .collect()
+}
+
 /// Server processes whose working directory or `--datadir` is `datadir`.
 fn server_processes(datadir: &Path) -> Vec<String> {
     let want = real(datadir);
     let mut found = Vec::new();
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return found;
-    };
-    for entry in procs.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if !is_server(pid) {
-            continue;
-        }
-        let cmdline: Vec<String> = std::fs::read(entry.path().join("cmdline"))
-            .map(|raw| {
-                raw.split(|&b| b == 0)
-                    .map(|a| String::from_utf8_lossy(a).into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let cwd = std::fs::read_link(entry.path().join("cwd")).ok();
+    for (pid, cmdline) in running_servers() {
         let name = comm(pid).unwrap_or_default();
-        if cwd.as_deref().is_some_and(|c| real(c) == want) {
+        if cwd_of(pid).is_some_and(|c| real(&c) == want) {
             found.push(format!("{name} (pid {pid}) runs in {}", datadir.display()));
         } else if option_value(&cmdline, "datadir").is_some_and(|d| real(&d) == want) {
             found.push(format!(
@@ -311,38 +312,19 @@ pub fn aria_log_dirs(explicit: &[PathBuf]) -> Vec<LogDir> {
             explicit: false,
         });
     }
-    if let Ok(procs) = std::fs::read_dir("/proc") {
-        for entry in procs.flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|s| s.parse::<u32>().ok())
-            else {
-                continue;
+    for (pid, cmdline) in running_servers() {
+        if let Some(path) = option_value(&cmdline, "aria-log-dir-path") {
+            let cwd = cwd_of(pid);
+            // Relative to the server's working directory (its datadir).
+            let path = match &cwd {
+                Some(cwd) if path.is_relative() => cwd.join(path),
+                _ => path,
             };
-            if !is_server(pid) {
-                continue;
-            }
-            let cmdline: Vec<String> = std::fs::read(entry.path().join("cmdline"))
-                .map(|raw| {
-                    raw.split(|&b| b == 0)
-                        .map(|a| String::from_utf8_lossy(a).into_owned())
-                        .collect()
-                })
-                .unwrap_or_default();
-            if let Some(path) = option_value(&cmdline, "aria-log-dir-path") {
-                let cwd = cwd_of(pid);
-                // Relative to the server's working directory (its datadir).
-                let path = match &cwd {
-                    Some(cwd) if path.is_relative() => cwd.join(path),
-                    _ => path,
-                };
-                dirs.push(LogDir {
-                    path,
-                    datadir: option_value(&cmdline, "datadir").or(cwd),
-                    explicit: false,
-                });
-            }
+            dirs.push(LogDir {
+                path,
+                datadir: option_value(&cmdline, "datadir").or(cwd),
+                explicit: false,
+            });
         }
     }
     dirs
@@ -350,11 +332,7 @@ pub fn aria_log_dirs(explicit: &[PathBuf]) -> Vec<LogDir> {
 
 fn holder_of(lock: &Flock) -> Holder {
     let pid = lock.pid.map(|p| p.as_raw_nonzero().get());
-    let name = pid.and_then(|pid| {
-        std::fs::read_to_string(format!("/proc/{pid}/comm"))
-            .ok()
-            .map(|s| s.trim().to_string())
-    });
+    let name = pid.and_then(|p| u32::try_from(p).ok()).and_then(comm);
     Holder { pid, name }
 }
 
