@@ -60,7 +60,7 @@ const KEY_FILE: &str = "# the fixtures' keys.txt
 fn providers() -> &'static [Arc<dyn KeyProvider>; 4] {
     static P: OnceLock<[Arc<dyn KeyProvider>; 4]> = OnceLock::new();
     P.get_or_init(|| {
-        let file = FileKeyProvider::parse(KEY_FILE.as_bytes(), None, "keys.txt".as_ref()).unwrap();
+        let file = FileKeyProvider::parse(KEY_FILE.as_bytes(), None, "keys.txt").unwrap();
         let mut versioned = VersionedKeyProvider::new();
         for v in 1..=5u32 {
             let key: Vec<u8> = (0..24)
