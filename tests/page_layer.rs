@@ -255,14 +255,7 @@ fn rekey_with_failing_providers_leaves_every_page_as_it_was() {
         keys.fail_after = k;
         let from = cipher(g, Mode::Cbc, Backend::active(), Arc::new(keys));
         let mut pool = encrypted.clone();
-        let mut refs: Vec<PageRef> = pool
-            .chunks_exact_mut(4096)
-            .enumerate()
-            .map(|(i, data)| PageRef {
-                number: i as u32 + 1,
-                data,
-            })
-            .collect();
+        let mut refs = page_refs(&mut pool, 4096);
         let results = rekey_pages(&from, &to, PageFile::Data, &mut refs);
         drop(refs);
         assert!(results.iter().all(Result::is_err), "k = {k}: {results:?}");
@@ -352,8 +345,7 @@ fn decryption_derives_each_distinct_version_once() {
         let keys = Arc::new(Provider::new(1));
         let reader = cipher(g, Mode::Ctr, Backend::active(), keys.clone());
         let mut buf = pool.clone();
-        let mut results: Vec<Result<PageStatus, Error>> =
-            (0..pages).map(|_| Ok(PageStatus::Unwritten)).collect();
+        let mut results: Vec<Result<PageStatus, Error>> = unwritten(pages);
         reader
             .decrypt_contiguous(PageFile::Data, 1, &mut buf, &mut results)
             .unwrap();
@@ -364,14 +356,7 @@ fn decryption_derives_each_distinct_version_once() {
         let keys = Arc::new(Provider::new(1));
         let reader = cipher(g, Mode::Ctr, Backend::active(), keys.clone());
         let mut buf = pool.clone();
-        let mut refs: Vec<PageRef> = buf
-            .chunks_exact_mut(1024)
-            .enumerate()
-            .map(|(i, data)| PageRef {
-                number: i as u32 + 1,
-                data,
-            })
-            .collect();
+        let mut refs = page_refs(&mut buf, 1024);
         let results = reader.decrypt_pages(PageFile::Data, &mut refs);
         assert!(results.iter().all(Result::is_ok));
         assert_eq!(keys.calls(), distinct as usize, "{pages} pages");
@@ -388,8 +373,7 @@ fn a_failing_version_is_asked_for_once_per_batch() {
     let keys = Arc::new(keys);
     let reader = cipher(g, Mode::Ctr, Backend::active(), keys.clone());
     let mut buf = pool.clone();
-    let mut results: Vec<Result<PageStatus, Error>> =
-        (0..2000).map(|_| Ok(PageStatus::Unwritten)).collect();
+    let mut results: Vec<Result<PageStatus, Error>> = unwritten(2000);
     reader
         .decrypt_contiguous(PageFile::Data, 1, &mut buf, &mut results)
         .unwrap();
@@ -429,14 +413,7 @@ fn decryption_time_with_nine_versions() {
         let keys = Arc::new(Provider::new(1));
         let reader = cipher(g, Mode::Ctr, Backend::active(), keys.clone());
         let mut buf = pool.clone();
-        let mut refs: Vec<PageRef> = buf
-            .chunks_exact_mut(4096)
-            .enumerate()
-            .map(|(i, data)| PageRef {
-                number: i as u32 + 1,
-                data,
-            })
-            .collect();
+        let mut refs = page_refs(&mut buf, 4096);
         let start = std::time::Instant::now();
         let results = reader.decrypt_pages(PageFile::Data, &mut refs);
         let took = start.elapsed();
@@ -765,10 +742,8 @@ fn contiguous_batches_in_and_out_of_place_agree() {
             }
             let pages = plain.len() / 4096;
             let keep = WriteOptions::new().with_lsn(LsnPolicy::Keep);
-            let mut r1: Vec<Result<PageStatus, Error>> =
-                (0..pages).map(|_| Ok(PageStatus::Unwritten)).collect();
-            let mut r2: Vec<Result<PageStatus, Error>> =
-                (0..pages).map(|_| Ok(PageStatus::Unwritten)).collect();
+            let mut r1: Vec<Result<PageStatus, Error>> = unwritten(pages);
+            let mut r2: Vec<Result<PageStatus, Error>> = unwritten(pages);
             let mut in_place = plain.clone();
             c.encrypt_contiguous(PageFile::Data, 1, &mut in_place, keep, &mut r1)
                 .unwrap();
@@ -822,8 +797,7 @@ fn contiguous_batches_in_and_out_of_place_agree() {
                     results: 0
                 })
             ));
-            let mut r: Vec<Result<PageStatus, Error>> =
-                (0..2).map(|_| Ok(PageStatus::Unwritten)).collect();
+            let mut r: Vec<Result<PageStatus, Error>> = unwritten(2);
             let e = c
                 .encrypt_contiguous(PageFile::Data, u32::MAX, &mut buf, keep, &mut r)
                 .unwrap_err();
@@ -938,6 +912,12 @@ fn build(case: &Case, g: &TableGeometry, file: PageFile) -> (Vec<u8>, Vec<Option
     (pool, versions)
 }
 
+/// One not-yet-written result slot per page, for the calls that fill a
+/// caller's slice.
+fn unwritten(pages: usize) -> Vec<Result<PageStatus, Error>> {
+    (0..pages).map(|_| Ok(PageStatus::Unwritten)).collect()
+}
+
 fn page_refs(buf: &mut [u8], bs: usize) -> Vec<PageRef<'_>> {
     buf.chunks_exact_mut(bs)
         .enumerate()
@@ -965,8 +945,7 @@ fn run_case(case: &Case, backend: Backend) -> Result<(), TestCaseError> {
         fails: case.fails.clone(),
     });
     let c = cipher(g, case.mode, backend, provider);
-    let mut results: Vec<Result<PageStatus, Error>> =
-        (0..pages).map(|_| Ok(PageStatus::Unwritten)).collect();
+    let mut results: Vec<Result<PageStatus, Error>> = unwritten(pages);
     let mut buf = input.clone();
     let mut dst = vec![0xa5u8; input.len()];
     let out_of_place = matches!(case.call, 1 | 3 | 5);
