@@ -236,6 +236,89 @@ fn an_absent_key_is_not_a_provider_failure() {
     assert_eq!(page, original);
 }
 
+/// A provider whose own store fails with an error of the crate's other
+/// kinds (here I/O: its key file went away after it opened).
+struct Unreadable(FileKeyProvider);
+
+impl KeyProvider for Unreadable {
+    fn latest_version(&self, key_id: u32) -> Option<u32> {
+        self.0.latest_version(key_id)
+    }
+
+    fn key(&self, key_id: u32, version: u32) -> Result<KeyMaterial, Error> {
+        self.0.key(key_id, version)
+    }
+
+    fn try_latest_version(&self, _key_id: u32) -> Result<Option<u32>, Error> {
+        Err(Error::Io {
+            path: PathBuf::from("/kms/keys.txt"),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        })
+    }
+}
+
+/// Every write asks for the latest version first; a provider error that is
+/// neither "no such key" nor a provider failure used to become
+/// `PageFault::NoKey`, losing the error and calling the key absent.
+#[test]
+fn a_write_keeps_a_provider_error_of_any_kind_as_its_cause() {
+    let dir = fixture("cbc_trans_256");
+    let keys = FileKeyProvider::from_path(dir.join("keys.txt"), None).unwrap();
+    let header = TableHeader::read(dir.join("t1.MAI")).unwrap();
+    let crypt = header.crypt.clone().unwrap();
+    let reader = TableCipher::for_table(&header, Mode::Cbc, Arc::new(keys)).unwrap();
+    let writer = TableCipher::new(
+        header.geometry,
+        crypt,
+        1,
+        Mode::Cbc,
+        Arc::new(Unreadable(
+            FileKeyProvider::from_path(dir.join("keys.txt"), None).unwrap(),
+        )),
+    );
+    let bs = header.geometry.block_size as usize;
+    let mut plaintext = std::fs::read(dir.join("t1.MAD")).unwrap()[bs..2 * bs].to_vec();
+    reader
+        .decrypt_page(PageFile::Data, 1, &mut plaintext)
+        .unwrap();
+
+    let mut page = plaintext.clone();
+    let one = writer
+        .encrypt_page(PageFile::Data, 1, &mut page)
+        .unwrap_err();
+    let mut batch = plaintext.clone();
+    let mut refs = [mariadb_aria_crypt::aria::PageRef {
+        number: 1,
+        data: &mut batch,
+    }];
+    let many = writer
+        .encrypt_pages(PageFile::Data, &mut refs)
+        .pop()
+        .expect("one result per page")
+        .unwrap_err();
+    for err in [one, many] {
+        assert!(
+            matches!(
+                err.page_fault(),
+                Some(PageFault::KeyProvider {
+                    key_id: 1,
+                    version: None,
+                    ..
+                })
+            ),
+            "{err:?}"
+        );
+        assert_eq!(err.kind(), mariadb_aria_crypt::ErrorKind::KeyProvider);
+        let cause = err.source().expect("the provider's error is the cause");
+        assert!(
+            matches!(cause.downcast_ref::<Error>(), Some(Error::Io { .. })),
+            "{cause:?}"
+        );
+    }
+    assert_eq!(page, plaintext, "a failed write leaves the page unchanged");
+    assert_eq!(batch, plaintext, "a failed write leaves the page unchanged");
+}
+
 #[test]
 fn providers_without_try_latest_version_keep_working() {
     let dir = fixture("cbc_trans_256");

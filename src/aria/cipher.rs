@@ -712,12 +712,12 @@ impl TableCipher {
         let version = match version {
             Some(version) => version,
             // As the server: the latest version of the key on every write.
+            // A latest version no page can carry is the provider's
+            // mistake; any other error keeps what the provider said (an
+            // absent key stays absent, anything else is its failure).
             None => self.latest_version().map_err(|e| match e {
                 Error::KeyVersionNotFound { version, .. } => PageFault::KeyVersion(version),
-                Error::KeyProvider { .. } => PageFault::from_key_error(e, self.key_id, None),
-                _ => PageFault::NoKey {
-                    key_id: self.key_id,
-                },
+                e => PageFault::from_key_error(e, self.key_id, None),
             })?,
         };
         Ok((version, self.page_key(version)?))
