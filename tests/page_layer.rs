@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use mariadb_aria_crypt::aria::{
     CryptData, EncryptedKind, Layout, LsnPolicy, PageFile, PageKind, PageRef, PageStatus,
-    TableCipher, TableGeometry, TableHeader, WriteOptions, page_crc, page_iv,
+    TableCipher, TableGeometry, TableHeader, WriteOptions, page_crc, page_iv, try_page_lsn,
 };
 use mariadb_aria_crypt::kernel::{Backend, Mode};
 use mariadb_aria_crypt::keys::{DebugKeyProvider, KeyMaterial, KeyProvider};
@@ -1039,4 +1039,32 @@ proptest! {
             run_case(&case, backend)?;
         }
     }
+}
+
+/// `try_page_lsn` reads `lsn_korr` (3-byte log number, 4-byte offset, both
+/// little-endian) from every page of the transactional fixtures, and says
+/// `None` for a buffer too short to hold one instead of LSN 0, which is a
+/// valid LSN and was what `page_lsn` returned for it.
+#[test]
+fn page_lsn_of_a_short_buffer_is_none_not_zero() {
+    let mut nonzero = 0;
+    for case in ["cbc_trans_256", "ctr_trans_256"] {
+        let (header, _, mai, mad) = fixture(case);
+        let bs = header.geometry.block_size as usize;
+        for page in mai.chunks_exact(bs).chain(mad.chunks_exact(bs)) {
+            let b = &page[..7];
+            let by_hand = (u64::from(b[0]) | u64::from(b[1]) << 8 | u64::from(b[2]) << 16) << 32
+                | u64::from(u32::from_le_bytes([b[3], b[4], b[5], b[6]]));
+            nonzero += usize::from(by_hand != 0);
+            assert_eq!(try_page_lsn(page), Some(by_hand));
+            assert_eq!(try_page_lsn(b), Some(by_hand));
+            for len in 0..7 {
+                assert_eq!(try_page_lsn(&page[..len]), None, "{len} bytes");
+            }
+        }
+    }
+    assert!(nonzero > 0, "the fixtures hold pages with an LSN");
+    #[allow(deprecated)]
+    let old = mariadb_aria_crypt::aria::page_lsn(&[0xff; 6]);
+    assert_eq!(old, 0, "the deprecated shim keeps its old answer");
 }

@@ -23,7 +23,7 @@ use zeroize::Zeroizing;
 use super::header::{CryptData, TableGeometry, TableHeader};
 use super::page::{
     CRC_LEN, HEADER_MAX, LSN_LEN, PageFile, PageKind, is_valid_block_size, iv_of, lsn_of, page_crc,
-    page_crc_finish, read_le32,
+    page_crc_finish, read_le32, try_page_lsn,
 };
 use crate::Error;
 use crate::error::{BatchFault, HeaderFault, PageFault};
@@ -847,7 +847,7 @@ impl TableCipher {
         if let Some(fresh) = fresh {
             head[..LSN_LEN].copy_from_slice(&fresh);
         }
-        let lsn = head.first_chunk::<LSN_LEN>().map_or(0, lsn_of);
+        let lsn = lsn_of(&std::array::from_fn(|i| head[i]));
         let iv = iv_of(self.crypt.space, number, lsn);
         let checksummed = layout.checksummed_header(&head);
         let gap_end = input.len().checked_sub(CRC_LEN).ok_or_else(size)?;
@@ -990,7 +990,15 @@ impl TableCipher {
                 return Err(fault(f.clone()));
             }
         };
-        let lsn = input.first_chunk::<LSN_LEN>().map_or(0, lsn_of);
+        // Classified, so one block long: a short page is refused, never
+        // read at LSN 0.
+        let Some(lsn) = try_page_lsn(input) else {
+            restore(dst);
+            return Err(fault(PageFault::Size {
+                expected: self.geometry.block_size as usize,
+                actual: len,
+            }));
+        };
         let iv = iv_of(self.crypt.space, number, lsn);
         let body = layout.body.clone();
         match src {

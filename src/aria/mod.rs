@@ -12,7 +12,9 @@ pub use header::{
     CRYPT_BLOCK_LEN, CryptData, EXTRA_OPTION_ENCRYPTED, MAGIC, MAX_HEADER_LEN,
     OPTION_PAGE_CHECKSUM, OPTION_TMP_TABLE, RowFormat, TableGeometry, TableHeader,
 };
+#[allow(deprecated)]
+pub use page::page_lsn;
 pub use page::{
     CRC_LEN, EncryptedKind, Layout, PageFile, PageKind, is_valid_block_size, page_crc, page_iv,
-    page_lsn, pages_covered,
+    pages_covered, try_page_lsn,
 };

@@ -258,11 +258,19 @@ pub(crate) fn read_le32(page: &[u8], at: usize) -> Option<u32> {
 }
 
 /// The 7-byte LSN at the start of a page: a 3-byte log file number and a
-/// 4-byte offset, both little-endian (`lsn_korr`). A buffer shorter than
-/// 7 bytes, which no page is, gives 0; the page cipher only reads the LSN
-/// of pages it has checked are one block long.
+/// 4-byte offset, both little-endian (`lsn_korr`); `None` for a buffer
+/// shorter than 7 bytes, which no page is.
+pub fn try_page_lsn(page: &[u8]) -> Option<u64> {
+    page.first_chunk::<LSN_LEN>().map(lsn_of)
+}
+
+/// [`try_page_lsn`], with 0 for a buffer shorter than 7 bytes: a valid
+/// LSN, so a short buffer cannot be told from a page at LSN 0.
+#[deprecated(
+    note = "use `try_page_lsn`, which returns `None` for a buffer shorter than 7 bytes instead of LSN 0"
+)]
 pub fn page_lsn(page: &[u8]) -> u64 {
-    page.first_chunk::<LSN_LEN>().map_or(0, lsn_of)
+    try_page_lsn(page).unwrap_or(0)
 }
 
 /// The LSN of a page's first seven bytes.
@@ -276,8 +284,10 @@ pub(crate) fn lsn_of(b: &[u8; LSN_LEN]) -> u64 {
 pub(crate) const LSN_LEN: usize = 7;
 
 /// The page IV: `LE32(space) ‖ LE32(page number) ‖ LE64(lsn)` (spec §4.2).
+/// A buffer shorter than the 7-byte LSN gets LSN 0: check its length, or
+/// read the LSN with [`try_page_lsn`], where that can happen.
 pub fn page_iv(space: u32, page_no: u32, page: &[u8]) -> [u8; 16] {
-    iv_of(space, page_no, page_lsn(page))
+    iv_of(space, page_no, try_page_lsn(page).unwrap_or(0))
 }
 
 /// The page IV from an LSN already read.
