@@ -170,7 +170,7 @@ fn verify(cipher: &TableCipher, pool: &Pool, version: u32) -> Result<usize, Fail
                     return Err(format!("page {n}: not an encrypted page").into());
                 };
                 let from = if cipher.is_logging() { 0 } else { 7 };
-                if got[from..layout.crc_end] != frame[from..layout.crc_end] {
+                if got[from..layout.body.end] != frame[from..layout.body.end] {
                     return Err(format!("page {n}: differs from its frame").into());
                 }
                 if !cipher.is_logging() && got[..7] == frame[..7] {

@@ -265,7 +265,7 @@ fn a_write_keeps_a_provider_error_of_any_kind_as_its_cause() {
     let dir = fixture("cbc_trans_256");
     let keys = FileKeyProvider::from_path(dir.join("keys.txt"), None).unwrap();
     let header = TableHeader::read(dir.join("t1.MAI")).unwrap();
-    let crypt = header.crypt.clone().unwrap();
+    let crypt = header.crypt.unwrap();
     let reader = TableCipher::for_table(&header, Mode::Cbc, Arc::new(keys)).unwrap();
     let writer = TableCipher::new(
         header.geometry,

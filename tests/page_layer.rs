@@ -139,7 +139,7 @@ fn reference(
     let l = layout(geometry, file, number, plain);
     let mut page = plain.to_vec();
     page[l.key_version_at..l.key_version_at + 4].fill(0);
-    let crc = page_crc(number, &page[..l.crc_end]);
+    let crc = page_crc(number, &page[..l.body.end]);
     page[bs - 4..].copy_from_slice(&crc.to_le_bytes());
     page[l.body.end..bs - 4].fill(0);
     let local = common::ecb_encrypt(&DebugKeyProvider::key_bytes(version), &CRYPT.scheme_iv);

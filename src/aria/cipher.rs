@@ -761,10 +761,10 @@ impl TableCipher {
                 Ok(())
             };
             // The checksum covers the header with the key version zeroed
-            // and then the body (`crc_end == body.end` for every page
-            // kind): the kernel computes it as the CRC of the body with
-            // the header as its prefix, while it encrypts the body (the
-            // VAES-512 CBC batch inside its SIMD lanes). The checksum slot
+            // and then the body (`[0, body.end)` for every page kind): the
+            // kernel computes it as the CRC of the body with the header as
+            // its prefix, while it encrypts the body (the VAES-512 CBC batch
+            // inside its SIMD lanes). The checksum slot
             // is past the body, so storing it after encryption gives the
             // same bytes as storing it before.
             let mut jobs: [Job<'_>; WRITE_CHUNK] =
@@ -1010,7 +1010,7 @@ impl TableCipher {
             }
         }
         write_le32(dst, layout.key_version_at, 0);
-        let computed = page_crc(number, &dst[..layout.crc_end]);
+        let computed = page_crc(number, &dst[..layout.body.end]);
         let stored = read_le32(dst, len.saturating_sub(CRC_LEN));
         if stored == Some(computed) {
             return Ok(PageStatus::Encrypted {
@@ -1332,7 +1332,7 @@ mod tests {
             return;
         };
         write_le32(page, layout.key_version_at, 0);
-        let crc = page_crc(page_no, &page[..layout.crc_end]);
+        let crc = page_crc(page_no, &page[..layout.body.end]);
         write_le32(page, BS - CRC_LEN, crc);
         // Nothing of the caller's past `page_used`.
         page[layout.body.end..BS - CRC_LEN].fill(0);

@@ -70,8 +70,10 @@ pub struct Layout {
     pub key_version_at: usize,
     /// The encrypted bytes (empty when an index page holds only its header).
     pub body: Range<usize>,
-    /// The checksum covers `[0, crc_end)` of the plaintext: for every kind
-    /// Aria has, the header and then the body (`crc_end == body.end`).
+    /// Always `body.end`: the checksum covers the header and then the body
+    /// of the plaintext, `[0, body.end)`, for every kind Aria has. Still
+    /// filled by [`TableGeometry::classify`].
+    #[deprecated(note = "equals body.end; use body.end")]
     pub crc_end: usize,
 }
 
@@ -225,6 +227,7 @@ impl TableGeometry {
                         max: max as u32,
                     });
                 }
+                #[allow(deprecated, reason = "crc_end is still filled for old callers")]
                 Ok(PageKind::Encrypted(Layout {
                     kind: EncryptedKind::Index,
                     key_version_at: kh - 8,
@@ -239,6 +242,7 @@ impl TableGeometry {
                     2 => (EncryptedKind::Tail, DATA_HEADER, DATA_KEY_VERSION_AT),
                     _ => (EncryptedKind::Full, FULL_HEADER, FULL_KEY_VERSION_AT),
                 };
+                #[allow(deprecated, reason = "crc_end is still filled for old callers")]
                 Ok(PageKind::Encrypted(Layout {
                     kind,
                     key_version_at: version_at,
@@ -329,6 +333,7 @@ mod tests {
     fn checksummed_header_zeroes_exactly_the_version() {
         let page: Vec<u8> = (0..64u8).map(|b| b.wrapping_mul(37) | 1).collect();
         for at in 0..=HEADER_MAX - 4 {
+            #[allow(deprecated, reason = "crc_end is still a field")]
             let layout = Layout {
                 kind: EncryptedKind::Head,
                 key_version_at: at,
