@@ -351,6 +351,34 @@ fn line_table_as_mariadb() {
     }
 }
 
+/// Both providers read key files through one parser: a file of the
+/// server-checked line table that `file_key_management` refuses is refused
+/// as a versioned key file on the same line for the same fault, except a
+/// missing key 1 (a versioned file may lack it) and `id;version;hex`
+/// lines (versioned syntax). Accepted files:
+/// `every_mariadb_key_file_is_a_versioned_file`.
+#[test]
+fn versioned_provider_refuses_what_mariadb_refuses() {
+    let mut compared = 0;
+    for (name, text, expect) in line_table() {
+        let Fault(want, line) = expect else { continue };
+        match (&want, VersionedKeyProvider::parse(&text, None, origin())) {
+            (KeyFileFault::MissingKey1, Ok(v)) => {
+                assert!(v.key_ids().all(|id| id != 1), "{name}");
+            }
+            (_, Err(err)) => {
+                let (got, got_line, path) = fault(err);
+                assert_eq!((got, got_line), (want, line), "{name}");
+                assert_eq!(path, origin(), "{name}");
+                compared += 1;
+            }
+            (KeyFileFault::KeyHex, Ok(_)) if text.windows(3).any(|w| w[1] == b';') => {}
+            (want, Ok(v)) => panic!("{name}: {want:?} for MariaDB, {v:?} versioned"),
+        }
+    }
+    assert!(compared >= 20, "only {compared} refused files compared");
+}
+
 /// Writes the line table as key files for a check against a real server:
 /// `ARIA_KEYFILE_TABLE_DIR=dir cargo test --test key_files -- --ignored`
 /// writes `NN.txt` and `NN.expect` (`ok <ids>` or `err <fault> <line>`);

@@ -57,64 +57,9 @@ impl FileKeyProvider {
     /// The largest key file the server accepts, in bytes (1 MiB).
     pub const MAX_FILE_SIZE: u64 = MAX_FILE_SIZE as u64;
 
-    /// Reads a key file as the server does with
-    /// `file_key_management_filename = path` and
-    /// `file_key_management_filekey = filekey`.
-    ///
-    /// `filekey` is the secret itself, or `FILE:<path>`: then the secret is
-    /// that file's first 257 bytes, without trailing `\r`/`\n`, at most 256
-    /// bytes. A relative path is taken from the current directory (the
-    /// server's is normally its data directory). `None` and `Some("")` mean
-    /// no secret.
-    ///
-    /// # Errors
-    /// [`Error::Io`] if a file cannot be read, [`Error::KeyFile`] with the
-    /// path (of the secret file for [`KeyFileFault::Secret`]), the 1-based
-    /// line where there is one, and the [`KeyFileFault`].
-    pub fn from_path(path: impl AsRef<Path>, filekey: Option<&str>) -> Result<Self, Error> {
-        let (bytes, secret) = read_with_filekey(path.as_ref(), filekey)?;
-        Self::parse(&bytes, Some(&secret), path)
-    }
-
-    /// Parses the bytes of a key file held in memory (from a secret store,
-    /// a configuration blob). Pure: no I/O. `filekey_secret` is the
-    /// resolved secret (not a `FILE:` value); like the server, it ends at
-    /// its first NUL byte, and an empty one is no secret.
-    ///
-    /// # Errors
-    /// [`Error::KeyFile`] with an empty `path` (there is no file), the
-    /// fault and, for faults on one line, its 1-based number.
-    pub fn from_bytes(bytes: &[u8], filekey_secret: Option<&[u8]>) -> Result<Self, Error> {
-        Self::parse(bytes, filekey_secret, Path::new(""))
-    }
-
-    /// [`from_bytes`](Self::from_bytes) for bytes read from `origin`, which
-    /// names the source in errors.
-    ///
-    /// # Errors
-    /// [`Error::KeyFile`] naming `origin`, with the fault and, for faults on
-    /// one line, its 1-based number.
-    pub fn parse(
-        bytes: &[u8],
-        filekey_secret: Option<&[u8]>,
-        origin: impl AsRef<Path>,
-    ) -> Result<Self, Error> {
-        let origin = origin.as_ref();
-        let mut keys = BTreeMap::new();
-        for_each_key_line(
-            bytes,
-            filekey_secret,
-            origin,
-            LineSyntax::MariaDb,
-            |entry| {
-                keys.insert(entry.id, entry.key);
-                Ok(())
-            },
-        )?;
-        if !keys.contains_key(&1) {
-            return Err(key_file_error(origin, None, KeyFileFault::MissingKey1));
-        }
-        Ok(FileKeyProvider { keys })
+    key_file_constructors! {
+        file: "a key file as the server reads it",
+        errors: "Key id 1 missing: [`KeyFileFault::MissingKey1`].",
     }
 
     /// The text [`parse`](Self::parse) reads from these bytes: decrypted if
@@ -154,6 +99,20 @@ impl FileKeyProvider {
     /// The keys by id, for building other providers.
     pub(super) fn into_keys(self) -> BTreeMap<u32, KeyMaterial> {
         self.keys
+    }
+}
+
+impl FromKeyLines for FileKeyProvider {
+    const SYNTAX: LineSyntax = LineSyntax::MariaDb;
+
+    fn from_key_lines(lines: Vec<KeyLine>, origin: &Path) -> Result<Self, Error> {
+        // A later line with the same id replaces the earlier one.
+        let keys: BTreeMap<u32, KeyMaterial> =
+            lines.into_iter().map(|line| (line.id, line.key)).collect();
+        if !keys.contains_key(&1) {
+            return Err(key_file_error(origin, None, KeyFileFault::MissingKey1));
+        }
+        Ok(FileKeyProvider { keys })
     }
 }
 
@@ -199,33 +158,102 @@ pub(super) fn key_file_error(origin: &Path, line: Option<usize>, fault: KeyFileF
     }
 }
 
-/// Bytes wiped on drop: key file text, secrets.
-type Secret = Zeroizing<Vec<u8>>;
+/// A provider built from the lines of a key file: the one step the two
+/// key-file providers take differently. Reading the file and its secret,
+/// decryption and the line parser are theirs in common
+/// ([`load_key_file`], [`parse_key_file`]).
+pub(super) trait FromKeyLines: Sized {
+    /// The line syntax the provider's files are written in.
+    const SYNTAX: LineSyntax;
 
-/// The bytes of the key file at `path` and the secret `filekey` names.
-pub(super) fn read_with_filekey(
-    path: &Path,
-    filekey: Option<&str>,
-) -> Result<(Secret, Secret), Error> {
-    let secret = resolve_filekey(filekey)?;
-    Ok((read_key_file(path)?, secret))
+    /// The provider for the key lines of a file read from `origin`, in
+    /// file order.
+    fn from_key_lines(lines: Vec<KeyLine>, origin: &Path) -> Result<Self, Error>;
 }
 
-/// Hands each key line of a key file's bytes (decrypted and cut as
-/// [`FileKeyProvider::plaintext`] does) to `add`, in order; a faulty line
-/// becomes an [`Error::KeyFile`] naming `origin` and the line.
-pub(super) fn for_each_key_line(
+/// `from_path`, `from_bytes` and `parse`, the public constructors of a
+/// [`FromKeyLines`] provider, written once over [`load_key_file`] and
+/// [`parse_key_file`]: `file` says what the provider reads, `errors` what
+/// it refuses beyond the faults every key file can have.
+macro_rules! key_file_constructors {
+    (file: $file:literal, errors: $errors:literal $(,)?) => {
+        #[doc = concat!("Reads ", $file, ", with")]
+        /// `file_key_management_filename = path` and
+        /// `file_key_management_filekey = filekey`.
+        ///
+        /// `filekey` is the secret itself, or `FILE:<path>`: then the secret is
+        /// that file's first 257 bytes, without trailing `\r`/`\n`, at most 256
+        /// bytes. A relative path is taken from the current directory (the
+        /// server's is normally its data directory). `None` and `Some("")` mean
+        /// no secret.
+        ///
+        /// # Errors
+        /// [`Error::Io`] if a file cannot be read, [`Error::KeyFile`] with the
+        /// path (of the secret file for
+        /// [`KeyFileFault::Secret`](crate::KeyFileFault::Secret)), the 1-based
+        /// line where there is one, and the
+        /// [`KeyFileFault`](crate::KeyFileFault).
+        #[doc = $errors]
+        pub fn from_path(path: impl AsRef<Path>, filekey: Option<&str>) -> Result<Self, Error> {
+            super::file::load_key_file(path.as_ref(), filekey)
+        }
+
+        #[doc = concat!("Parses ", $file, ", from bytes held in memory")]
+        /// (from a secret store, a configuration blob). Pure: no I/O.
+        /// `filekey_secret` is the resolved secret (not a `FILE:` value); like
+        /// the server, it ends at its first NUL byte, and an empty one is no
+        /// secret.
+        ///
+        /// # Errors
+        /// [`Error::KeyFile`] with an empty `path` (there is no file), the
+        /// fault and, for faults on one line, its 1-based number.
+        #[doc = $errors]
+        pub fn from_bytes(bytes: &[u8], filekey_secret: Option<&[u8]>) -> Result<Self, Error> {
+            super::file::parse_key_file(bytes, filekey_secret, Path::new(""))
+        }
+
+        /// [`from_bytes`](Self::from_bytes) for bytes read from `origin`, which
+        /// names the source in errors.
+        ///
+        /// # Errors
+        /// [`Error::KeyFile`] naming `origin`, with the fault and, for faults on
+        /// one line, its 1-based number.
+        #[doc = $errors]
+        pub fn parse(
+            bytes: &[u8],
+            filekey_secret: Option<&[u8]>,
+            origin: impl AsRef<Path>,
+        ) -> Result<Self, Error> {
+            super::file::parse_key_file(bytes, filekey_secret, origin.as_ref())
+        }
+    };
+}
+pub(super) use key_file_constructors;
+
+/// The provider for the key file at `path` with the secret `filekey`
+/// names: what `from_path` of each provider does.
+pub(super) fn load_key_file<P: FromKeyLines>(
+    path: &Path,
+    filekey: Option<&str>,
+) -> Result<P, Error> {
+    let secret = resolve_filekey(filekey)?;
+    let bytes = read_key_file(path)?;
+    parse_key_file(&bytes, Some(&secret), path)
+}
+
+/// The provider for a key file's bytes (decrypted and cut as
+/// [`FileKeyProvider::plaintext`] does) read from `origin`; a faulty line
+/// is an [`Error::KeyFile`] naming `origin` and the line.
+pub(super) fn parse_key_file<P: FromKeyLines>(
     bytes: &[u8],
     filekey_secret: Option<&[u8]>,
     origin: &Path,
-    syntax: LineSyntax,
-    mut add: impl FnMut(KeyLine) -> Result<(), Error>,
-) -> Result<(), Error> {
+) -> Result<P, Error> {
     let text = FileKeyProvider::plaintext(bytes, filekey_secret, origin)?;
-    for entry in KeyLines::new(&text, syntax) {
-        add(entry.map_err(|(line, fault)| key_file_error(origin, Some(line), fault))?)?;
-    }
-    Ok(())
+    let lines = KeyLines::new(&text, P::SYNTAX)
+        .collect::<Result<Vec<KeyLine>, _>>()
+        .map_err(|(line, fault)| key_file_error(origin, Some(line), fault))?;
+    P::from_key_lines(lines, origin)
 }
 
 /// The secret named by a `file_key_management_filekey` value: the value

@@ -37,7 +37,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
-use super::file::{IdList, LineSyntax, for_each_key_line, read_with_filekey};
+use super::file::{FromKeyLines, IdList, KeyLine, LineSyntax, key_file_constructors};
 use super::{FileKeyProvider, KeyMaterial, KeyProvider, is_valid_version};
 use crate::Error;
 
@@ -112,43 +112,10 @@ impl VersionedKeyProvider {
         }
     }
 
-    /// Reads a versioned key file (format in the module docs); `filekey` as
-    /// for [`FileKeyProvider::from_path`]: the secret or `FILE:<path>`.
-    ///
-    /// # Errors
-    /// As [`FileKeyProvider::from_path`], except that key id 1 may be
-    /// missing, and [`KeyFileFault::KeyVersion`](crate::error::KeyFileFault::KeyVersion)
-    /// for a bad version field.
-    pub fn from_path(path: impl AsRef<Path>, filekey: Option<&str>) -> Result<Self, Error> {
-        let (bytes, secret) = read_with_filekey(path.as_ref(), filekey)?;
-        Self::parse(&bytes, Some(&secret), path)
-    }
-
-    /// A versioned key file held in memory, as [`FileKeyProvider::from_bytes`]
-    /// (errors as [`from_path`](Self::from_path), with an empty `path`).
-    ///
-    /// # Errors
-    /// [`Error::KeyFile`].
-    pub fn from_bytes(bytes: &[u8], filekey_secret: Option<&[u8]>) -> Result<Self, Error> {
-        Self::parse(bytes, filekey_secret, Path::new(""))
-    }
-
-    /// A versioned key file read from `origin`, as [`FileKeyProvider::parse`].
-    ///
-    /// # Errors
-    /// [`Error::KeyFile`] naming `origin`.
-    pub fn parse(
-        bytes: &[u8],
-        filekey_secret: Option<&[u8]>,
-        origin: impl AsRef<Path>,
-    ) -> Result<Self, Error> {
-        let mut provider = Self::new();
-        let syntax = LineSyntax::Versioned;
-        for_each_key_line(bytes, filekey_secret, origin.as_ref(), syntax, |entry| {
-            // The line parser accepts valid versions only.
-            provider.insert(entry.id, entry.version.unwrap_or(1), entry.key)
-        })?;
-        Ok(provider)
+    key_file_constructors! {
+        file: "a versioned key file (format in the module docs)",
+        errors: "Key id 1 may be missing; a bad version field: \
+                 [`KeyFileFault::KeyVersion`](crate::KeyFileFault::KeyVersion).",
     }
 
     /// The key ids, in increasing order.
@@ -180,6 +147,19 @@ impl From<FileKeyProvider> for VersionedKeyProvider {
             })
             .collect();
         VersionedKeyProvider { keys }
+    }
+}
+
+impl FromKeyLines for VersionedKeyProvider {
+    const SYNTAX: LineSyntax = LineSyntax::Versioned;
+
+    fn from_key_lines(lines: Vec<KeyLine>, _origin: &Path) -> Result<Self, Error> {
+        let mut provider = Self::new();
+        for line in lines {
+            // The line parser accepts valid versions only.
+            provider.insert(line.id, line.version.unwrap_or(1), line.key)?;
+        }
+        Ok(provider)
     }
 }
 
