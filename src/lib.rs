@@ -100,8 +100,12 @@ pub mod prelude;
 #[doc(hidden)]
 pub mod tool;
 
+// Layers, lowest first: `fault` (what is wrong, in each layer's terms),
+// `geometry` (where a table's pages are), `error` (the crate's error over
+// both), then kernel, keys, aria, policy and diagnose.
 mod error;
+mod fault;
+mod geometry;
 
-pub use error::{
-    BatchFault, Error, ErrorKind, HeaderFault, KeyFileFault, PageFault, ProviderError,
-};
+pub use error::{Error, ErrorKind};
+pub use fault::{BatchFault, HeaderFault, KeyFileFault, PageFault, ProviderError};

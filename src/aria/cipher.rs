@@ -20,13 +20,13 @@ use std::sync::{Arc, RwLock};
 
 use zeroize::Zeroizing;
 
-use super::header::{CryptData, TableGeometry, TableHeader};
-use super::page::{
-    CRC_LEN, HEADER_MAX, LSN_LEN, PageFile, PageKind, is_valid_block_size, iv_of, lsn_of, page_crc,
-    page_crc_finish, read_le32, try_page_lsn,
-};
+use super::header::{CryptData, TableHeader};
+use super::page::{LSN_LEN, iv_of, lsn_of, page_crc, page_crc_finish, try_page_lsn};
 use crate::Error;
-use crate::error::{BatchFault, HeaderFault, PageFault};
+use crate::fault::{BatchFault, HeaderFault, PageFault};
+use crate::geometry::{
+    CRC_LEN, HEADER_MAX, PageFile, PageKind, TableGeometry, is_valid_block_size, read_le32,
+};
 use crate::kernel::{Aes, Backend, Job, Mode};
 use crate::keys::{KeyProvider, is_valid_version};
 use crate::policy::{self, TableKind};
@@ -353,7 +353,7 @@ impl TableCipher {
             return Err(PageFault::KeyVersion(version));
         }
         self.local_key(version)
-            .map_err(|e| PageFault::from_key_error(e, self.key_id, Some(version)))
+            .map_err(|e| e.into_page_fault(self.key_id, Some(version)))
     }
 
     fn classify(&self, file: PageFile, page_no: u32, page: &[u8]) -> Result<PageKind, Error> {
@@ -717,7 +717,7 @@ impl TableCipher {
             // absent key stays absent, anything else is its failure).
             None => self.latest_version().map_err(|e| match e {
                 Error::KeyVersionNotFound { version, .. } => PageFault::KeyVersion(version),
-                e => PageFault::from_key_error(e, self.key_id, None),
+                e => e.into_page_fault(self.key_id, None),
             })?,
         };
         Ok((version, self.page_key(version)?))

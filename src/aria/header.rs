@@ -9,9 +9,9 @@ use std::fmt;
 use std::io::Read;
 use std::path::Path;
 
-use super::page::is_valid_block_size;
 use crate::Error;
-use crate::error::HeaderFault;
+use crate::fault::HeaderFault;
+use crate::geometry::{TableGeometry, is_valid_block_size};
 
 /// Aria index-file magic.
 pub const MAGIC: [u8; 4] = [0xfe, 0xfe, 0x09, 0x03];
@@ -157,18 +157,6 @@ impl fmt::Debug for CryptData {
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// What the page layer needs to know about a table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TableGeometry {
-    /// Page size in bytes.
-    pub block_size: u32,
-    /// Byte offset of the first index page in the `.MAI` file.
-    pub keystart: u64,
-    /// `TRANSACTIONAL=1` at creation: index pages carry a transaction id
-    /// and a 21-byte header; otherwise 15 bytes (7 of them a random nonce).
-    pub transactional: bool,
 }
 
 /// The parsed `.MAI` header.

@@ -34,7 +34,7 @@ use zeroize::Zeroizing;
 use super::salted::decrypt_salted;
 use super::{KeyMaterial, KeyProvider};
 use crate::Error;
-use crate::error::KeyFileFault;
+use crate::fault::KeyFileFault;
 
 /// `parser.cc`: `MAX_KEY_FILE_SIZE`.
 const MAX_FILE_SIZE: usize = 1 << 20;

@@ -9,7 +9,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use super::file::key_file_error;
 use crate::Error;
-use crate::error::KeyFileFault;
+use crate::fault::KeyFileFault;
 use crate::kernel::{Aes, BLOCK, Mode};
 
 /// What `openssl enc` writes before the salt.
