@@ -912,10 +912,21 @@ fn build(case: &Case, g: &TableGeometry, file: PageFile) -> (Vec<u8>, Vec<Option
     (pool, versions)
 }
 
-/// One not-yet-written result slot per page, for the calls that fill a
-/// caller's slice.
+/// One result slot per page for the calls that fill a caller's slice,
+/// each holding an error no call returns: a slot a call skips stays
+/// visibly unwritten, where `Ok(PageStatus::Unwritten)` would pass for the
+/// status of an all-zero page.
 fn unwritten(pages: usize) -> Vec<Result<PageStatus, Error>> {
-    (0..pages).map(|_| Ok(PageStatus::Unwritten)).collect()
+    (0..pages)
+        .map(|_| Err(Error::UnknownMode(NEVER_WRITTEN.into())))
+        .collect()
+}
+
+const NEVER_WRITTEN: &str = "result slot never written";
+
+/// Whether a call left `result` as [`unwritten`] made it.
+fn never_written(result: &Result<PageStatus, Error>) -> bool {
+    matches!(result, Err(Error::UnknownMode(m)) if m == NEVER_WRITTEN)
 }
 
 fn page_refs(buf: &mut [u8], bs: usize) -> Vec<PageRef<'_>> {
@@ -982,7 +993,9 @@ fn run_case(case: &Case, backend: Backend) -> Result<(), TestCaseError> {
         prop_assert!(buf == input, "src modified");
     }
     let output = if out_of_place { &dst } else { &buf };
+    prop_assert_eq!(results.len(), pages);
     for (i, result) in results.iter().enumerate() {
+        prop_assert!(!never_written(result), "page {}: no result", i + 1);
         let before = &input[i * bs..][..bs];
         let after = &output[i * bs..][..bs];
         let number = i as u32 + 1;
