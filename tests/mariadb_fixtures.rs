@@ -45,6 +45,19 @@ fn cases() -> Vec<Case> {
         "expected the committed fixtures, found {}",
         cases.len()
     );
+    // Without the feature a `Salted__` key file is refused (the library's
+    // own tests check that); the tables under it cannot be opened.
+    cases.retain(|case| {
+        let salted = case.json["key_file"].as_str() == Some("keys.enc");
+        if salted && !cfg!(feature = "salted-key-files") {
+            eprintln!(
+                "skipped: {}: its key file is Salted__ and this build lacks the salted-key-files feature",
+                case.name
+            );
+            return false;
+        }
+        true
+    });
     cases
 }
 
