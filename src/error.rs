@@ -1,9 +1,13 @@
 //! The crate's error type. Messages never contain key material.
+//!
+//! It sits above [`fault`](crate::fault) and [`geometry`](crate::geometry),
+//! whose types it carries, and below every layer that returns it; it
+//! imports nothing from those layers' own modules (`aria`, `keys`).
 
 use std::fmt;
 use std::path::PathBuf;
 
-// The faults keep their old paths (`crate::error::PageFault`) too.
+// Also the faults' crate-internal path `crate::error::PageFault` etc.
 pub(crate) use crate::fault::{
     BatchFault, HeaderFault, KeyFileFault, PageFault, ProviderError, provider_failure,
 };
