@@ -1229,15 +1229,18 @@ impl VersionKeys {
         self.entries.iter().all(Option::is_some)
     }
 
-    /// The key for `version`; a version not seen yet takes a free entry
-    /// (the caller has checked there is one).
+    /// The key for `version`; a version not seen yet takes a free entry.
+    /// With none free (the read path groups such batches instead) it
+    /// replaces the last one: never another version's key.
     fn get_or_derive(&mut self, version: u32, derive: impl FnOnce() -> VersionKey) -> &VersionKey {
         let at = self
             .entries
             .iter()
-            .position(|e| e.as_ref().is_none_or(|(v, _)| *v == version))
-            .unwrap_or(SMALL_VERSIONS - 1);
-        let entry = self.entries[at].get_or_insert_with(|| (version, derive()));
+            .position(|e| e.as_ref().is_none_or(|(v, _)| *v == version));
+        let entry = match at {
+            Some(at) => self.entries[at].get_or_insert_with(|| (version, derive())),
+            None => self.entries[SMALL_VERSIONS - 1].insert((version, derive())),
+        };
         &entry.1
     }
 }
@@ -1510,5 +1513,27 @@ mod tests {
         assert!(pool == plain);
         assert!(dst.iter().all(|&b| b == 0x5a));
         assert!(kept.iter().all(Result::is_ok));
+    }
+
+    /// A full key table asked for a version it does not hold gives that
+    /// version's key, not the last entry's (another version's key, which
+    /// would fail the page's checksum as if the page were damaged).
+    #[test]
+    fn a_full_key_table_never_hands_out_another_versions_key() {
+        // Failed lookups are keys of their own version: easy to tell apart.
+        let key = |version| -> VersionKey { Err(PageFault::KeyVersion(version)) };
+        let of = |key: &VersionKey| match key {
+            Err(PageFault::KeyVersion(version)) => *version,
+            other => panic!("{other:?}"),
+        };
+        let mut keys = VersionKeys::default();
+        for version in 1..=SMALL_VERSIONS as u32 {
+            assert_eq!(of(keys.get_or_derive(version, || key(version))), version);
+        }
+        assert!(keys.is_full());
+        assert_eq!(of(keys.get_or_derive(3, || key(0))), 3, "kept");
+        let ninth = SMALL_VERSIONS as u32 + 1;
+        assert_eq!(of(keys.get_or_derive(ninth, || key(ninth))), ninth);
+        assert_eq!(keys.find(ninth).map(of), Some(ninth));
     }
 }
