@@ -7,6 +7,7 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use super::counters::{self, Pass};
 use super::detect::Choice;
 use super::keys::Keys;
 use super::outcome::ToolError;
@@ -89,6 +90,8 @@ impl<'a> Checker<'a> {
             tally.count(&geometry, file, number, page);
         }
         let mut refs = page_refs(first, buf, bs);
+        counters::add(Pass::Classify, refs.len());
+        counters::add(Pass::Decrypt, refs.len());
         let results = self.cipher().decrypt_pages(file, &mut refs);
         for (page, result) in refs.iter().zip(results) {
             match result {

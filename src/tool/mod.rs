@@ -11,6 +11,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod counters;
 pub mod detect;
 pub mod diagnose;
 pub mod journal;
