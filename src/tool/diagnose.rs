@@ -39,6 +39,19 @@ pub struct Problem {
     pub message: String,
 }
 
+/// A batch of pages after verification, as a sink sees it.
+#[derive(Debug)]
+pub struct Checked<'b> {
+    /// Number of its first page.
+    pub first: u32,
+    /// Its pages: plaintext where `plain` says so, else as on disk.
+    pub pages: &'b mut [u8],
+    /// Which pages were decrypted (encrypted pages that verified).
+    pub plain: &'b [bool],
+    /// No page of the batch failed.
+    pub clean: bool,
+}
+
 /// The ciphers that verify a table and diagnose its failures.
 pub struct Checker<'a> {
     keys: &'a Keys,
@@ -81,8 +94,15 @@ impl<'a> Checker<'a> {
     }
 
     /// Decrypts a batch in place, counts it and diagnoses its failures.
-    /// Failing pages are left as on disk.
-    pub fn check_batch(&self, file: PageFile, path: &Path, first: u32, buf: &mut [u8]) -> Tally {
+    /// Failing pages are left as on disk; the second value says which pages
+    /// now hold plaintext.
+    pub fn check_batch(
+        &self,
+        file: PageFile,
+        path: &Path,
+        first: u32,
+        buf: &mut [u8],
+    ) -> (Tally, Vec<bool>) {
         let bs = self.cipher().geometry().block_size as usize;
         let geometry = *self.cipher().geometry();
         let mut tally = Tally::default();
@@ -93,7 +113,9 @@ impl<'a> Checker<'a> {
         counters::add(Pass::Classify, refs.len());
         counters::add(Pass::Decrypt, refs.len());
         let results = self.cipher().decrypt_pages(file, &mut refs);
+        let mut plain = Vec::with_capacity(refs.len());
         for (page, result) in refs.iter().zip(results) {
+            plain.push(matches!(result, Ok(PageStatus::Encrypted { .. })));
             match result {
                 Ok(PageStatus::Encrypted { .. }) => tally.verified += 1,
                 Ok(_) => {}
@@ -114,11 +136,11 @@ impl<'a> Checker<'a> {
                 }
             }
         }
-        tally
+        (tally, plain)
     }
 
     /// Verifies every page of one file; `sink` sees each batch after
-    /// decryption (pages that fail are left as on disk).
+    /// decryption.
     ///
     /// # Errors
     /// A read error, or the first error of `sink`.
@@ -129,12 +151,17 @@ impl<'a> Checker<'a> {
         sink: S,
     ) -> Result<Tally, ToolError>
     where
-        S: Fn(u32, &[u8]) -> Result<(), ToolError> + Sync,
+        S: Fn(Checked<'_>) -> Result<(), ToolError> + Sync,
     {
         let mut tally = Tally::default();
         let parts = file.for_batches(progress, |first, buf| {
-            let part = self.check_batch(file.kind, file.path, first, buf);
-            sink(first, buf)?;
+            let (part, plain) = self.check_batch(file.kind, file.path, first, buf);
+            sink(Checked {
+                first,
+                pages: buf,
+                plain: &plain,
+                clean: part.failed == 0,
+            })?;
             Ok(part)
         })?;
         for part in parts {
@@ -164,7 +191,7 @@ impl<'a> Checker<'a> {
         let mut tally = Tally::default();
         for (kind, path, _) in table.files() {
             let file = PagedFile::open(kind, path, bs)?;
-            tally.merge(self.scan_file(&file, progress, |_, _| Ok(()))?);
+            tally.merge(self.scan_file(&file, progress, |_| Ok(()))?);
         }
         self.conclude(table, &mut tally)?;
         Ok(tally)

@@ -289,8 +289,8 @@ fn one(
     for ((kind, path, _), output) in table.files().into_iter().zip(outputs) {
         let input = PagedFile::open(kind, path, bs)?;
         let out_file = Output::create(output)?;
-        tally.merge(checker.scan_file(&input, &progress, |first, buf| {
-            out_file.write_at(buf, u64::from(first) * bs as u64)
+        tally.merge(checker.scan_file(&input, &progress, |batch| {
+            out_file.write_at(batch.pages, u64::from(batch.first) * bs as u64)
         })?);
         if input.tail() > 0 {
             // A partial last page is copied as it is.
