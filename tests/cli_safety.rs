@@ -272,7 +272,7 @@ fn an_immutable_file_is_found_before_anything_is_written() {
     let mad = dir.join("t1.MAD");
     if !immutable(&mad, true) {
         eprintln!(
-            "SKIPPED: chattr +i does not work here (not root, or no inode flags on this filesystem)"
+            "skipped: chattr +i does not work here (not root, or no inode flags on this filesystem)"
         );
         return;
     }
