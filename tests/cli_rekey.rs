@@ -3,6 +3,9 @@
 //! (failing pages, a running server, a process holding the files) and what
 //! it keeps (owner, permissions, symlinks).
 
+// The tool and its binary need the `cli` feature.
+#![cfg(feature = "cli")]
+
 mod cli_support;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -375,8 +378,8 @@ fn refuses_while_a_server_holds_the_control_file_lock() {
     // This test process plays the server: it holds the write lock MariaDB
     // takes on aria_log_control for as long as it runs.
     let lock =
-        match mariadb_aria_crypt::tool::server::take_lock(&dir.join("aria_log_control")).unwrap() {
-            mariadb_aria_crypt::tool::server::LockOutcome::Taken(lock) => lock,
+        match mariadb_aria_crypt::tool_support::take_lock(&dir.join("aria_log_control")).unwrap() {
+            mariadb_aria_crypt::tool_support::LockOutcome::Taken(lock) => lock,
             other => panic!("could not lock: {other:?}"),
         };
     let run = run_in(

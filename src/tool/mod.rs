@@ -21,6 +21,7 @@ pub mod progress;
 pub mod report;
 pub mod scan;
 pub mod server;
+pub mod support;
 pub mod table;
 pub mod walk;
 

@@ -68,11 +68,6 @@ impl Report {
         self.status = self.status.worst(status);
     }
 
-    /// The exit status so far.
-    pub fn current(&self) -> Status {
-        self.status
-    }
-
     /// An error that stops one table or argument (not the command),
     /// printed at once on standard error and kept in the JSON document.
     pub fn error(&mut self, err: &ToolError) {

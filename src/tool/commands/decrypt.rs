@@ -314,7 +314,6 @@ fn one(
     }
     let v = super::Verified {
         choice,
-        checker,
         tally: verified,
     };
     verification_json(&mut m, &v);

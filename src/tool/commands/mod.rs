@@ -89,11 +89,9 @@ pub fn note_unclean(report: &mut Report, table: &Table) -> Value {
 
 /// A table verified with `keys`.
 #[derive(Debug)]
-pub struct Verified<'k> {
+pub struct Verified {
     /// Key id and algorithm.
     pub choice: Choice,
-    /// The ciphers.
-    pub checker: Checker<'k>,
     /// Counts and problems.
     pub tally: Tally,
 }
@@ -102,12 +100,12 @@ pub struct Verified<'k> {
 ///
 /// # Errors
 /// Exit status 2 on a read error.
-pub fn verify_table<'k>(
+pub fn verify_table(
     ctx: Ctx,
     table: &Table,
-    keys: &'k Keys,
+    keys: &Keys,
     requested: Option<Mode>,
-) -> Result<Verified<'k>, ToolError> {
+) -> Result<Verified, ToolError> {
     let factory = CipherFactory {
         table,
         backend: ctx.backend,
@@ -119,11 +117,7 @@ pub fn verify_table<'k>(
         &format!("verify {}", table.name()),
     );
     let tally = checker.verify(table, &progress)?;
-    Ok(Verified {
-        choice,
-        checker,
-        tally,
-    })
+    Ok(Verified { choice, tally })
 }
 
 /// When every encrypted page of one file fails and every one of the other
@@ -186,7 +180,7 @@ pub fn table_json(table: &Table) -> Map<String, Value> {
 
 /// The verification fields: `ok`, `algorithm`, `key_id`, `pages`,
 /// `key_versions`, `problems`.
-pub fn verification_json(m: &mut Map<String, Value>, v: &Verified<'_>) {
+pub fn verification_json(m: &mut Map<String, Value>, v: &Verified) {
     m.insert("ok".into(), json!(v.tally.ok()));
     m.insert("algorithm".into(), json!(v.choice.mode.name()));
     m.insert(

@@ -315,7 +315,7 @@ impl Job<'_> {
         Ok(())
     }
 
-    fn problems(&self, v: &Verified<'_>) {
+    fn problems(&self, v: &Verified) {
         if !self.ctx.json {
             for line in problem_lines(&v.tally.problems) {
                 out(format!("          {line}"));
@@ -353,11 +353,7 @@ impl Job<'_> {
                 &format!("verify {}", table.name()),
             );
             let tally = checker.verify(table, &progress)?;
-            let source = Verified {
-                choice,
-                checker,
-                tally,
-            };
+            let source = Verified { choice, tally };
             if !source.tally.ok() {
                 return self.not_verified(table, source, fallback);
             }
@@ -374,11 +370,7 @@ impl Job<'_> {
                 Err(err) => return Err(new_files.abandon(&err)),
             };
             checker.conclude(table, &mut tally)?;
-            let source = Verified {
-                choice,
-                checker,
-                tally,
-            };
+            let source = Verified { choice, tally };
             if !source.tally.ok() {
                 new_files.abandon(&ToolError::failed(""));
                 return self.not_verified(table, source, fallback);
@@ -477,7 +469,7 @@ impl Job<'_> {
     fn not_verified(
         &mut self,
         table: &Table,
-        source: Verified<'_>,
+        source: Verified,
         fallback: bool,
     ) -> Result<(), ToolError> {
         let args = self.args;
@@ -600,7 +592,7 @@ impl Job<'_> {
     fn replace(
         &mut self,
         table: &Table,
-        source: &Verified<'_>,
+        source: &Verified,
         target: &Target<'_>,
         new_files: NewFiles,
     ) -> Result<(), ToolError> {
@@ -839,7 +831,7 @@ fn encrypt_batch(
 fn check_new(
     ctx: Ctx,
     table: &Table,
-    source: &Verified<'_>,
+    source: &Verified,
     target: &Target<'_>,
     targets: &[(PageFile, PathBuf, PathBuf)],
 ) -> Result<(), ToolError> {

@@ -44,9 +44,9 @@ pub fn run(ctx: Ctx, args: &VerifyArgs) -> Status {
 }
 
 /// A table opened, and verified if it is encrypted.
-type Checked<'k> = Result<(Table, Option<Result<Verified<'k>, ToolError>>), ToolError>;
+type Checked = Result<(Table, Option<Result<Verified, ToolError>>), ToolError>;
 
-fn check<'k>(ctx: Ctx, keys: &'k Keys, files: &TableRef, args: &VerifyArgs) -> Checked<'k> {
+fn check(ctx: Ctx, keys: &Keys, files: &TableRef, args: &VerifyArgs) -> Checked {
     let table = Table::open(files)?;
     let verified = table
         .header
@@ -55,7 +55,7 @@ fn check<'k>(ctx: Ctx, keys: &'k Keys, files: &TableRef, args: &VerifyArgs) -> C
     Ok((table, verified))
 }
 
-fn one(ctx: Ctx, report: &mut Report, files: &TableRef, checked: Checked<'_>) {
+fn one(ctx: Ctx, report: &mut Report, files: &TableRef, checked: Checked) {
     let pending = note_pending(report, files);
     note_server(report, files);
     let (table, verified) = match checked {
