@@ -118,6 +118,48 @@ impl Report {
     }
 }
 
+/// What one table's work reports, kept and replayed into the [`Report`]
+/// in table order: tables are worked on in parallel.
+#[derive(Debug, Default)]
+pub struct Deferred {
+    events: Vec<Event>,
+}
+
+#[derive(Debug)]
+enum Event {
+    Out(String),
+    Warn(String),
+    Status(Status),
+}
+
+impl Deferred {
+    /// A line for standard output.
+    pub fn out(&mut self, line: impl Display) {
+        self.events.push(Event::Out(line.to_string()));
+    }
+
+    /// A warning (see [`Report::warn`]).
+    pub fn warn(&mut self, message: impl Into<String>) {
+        self.events.push(Event::Warn(message.into()));
+    }
+
+    /// A status (see [`Report::status`]).
+    pub fn status(&mut self, status: Status) {
+        self.events.push(Event::Status(status));
+    }
+
+    /// Prints and records everything, in the order it came.
+    pub fn replay(self, report: &mut Report) {
+        for event in self.events {
+            match event {
+                Event::Out(line) => out(line),
+                Event::Warn(message) => report.warn(message),
+                Event::Status(status) => report.status(status),
+            }
+        }
+    }
+}
+
 /// The JSON document of a failure before any command ran (usage errors).
 pub fn json_failure(status: Status, message: &str) -> String {
     serde_json::to_string_pretty(&json!({

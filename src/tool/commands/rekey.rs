@@ -2,12 +2,14 @@
 //! version of a target key, another algorithm and/or a fresh per-table
 //! key, replacing the files crash-safely (see [`journal`]).
 
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use rayon::prelude::*;
 use serde_json::{Map, Value, json};
 
 use super::{
@@ -21,12 +23,12 @@ use crate::tool::cli::RekeyArgs;
 use crate::tool::counters::{self, Pass};
 use crate::tool::detect::{Choice, ModeSource, choose};
 use crate::tool::diagnose::{Checked, Checker};
-use crate::tool::journal::{self, Journal, Recovered, Replacement, failpoint};
+use crate::tool::journal::{self, DirLock, Journal, Recovered, Replacement, failpoint};
 use crate::tool::keys::Keys;
 use crate::tool::outcome::{Status, ToolError};
 use crate::tool::progress::Progress;
 use crate::tool::report::{
-    Report, out, pages_json, plural, problem_lines, versions_json, versions_text,
+    Deferred, Report, pages_json, plural, problem_lines, versions_json, versions_text,
 };
 use crate::tool::scan::{CipherFactory, PagedFile, Tally};
 use crate::tool::server::{self, Guard, ServerState};
@@ -55,42 +57,66 @@ pub fn run(ctx: Ctx, args: &RekeyArgs) -> Status {
     } else {
         Guard::new(&args.aria_log_dir)
     };
-    for table in resolve(&mut report, &args.tables) {
-        let mut job = Job {
-            ctx,
-            args,
-            keys: keys.as_ref(),
-            target: target.as_ref(),
-            guard: &mut guard,
-            report: &mut report,
-            table: &table,
-            m: Map::new(),
-        };
-        let result = job.run();
-        let Job { mut m, .. } = job;
-        if let Err(err) = result {
-            if err.message.is_empty() {
-                // Refused for a reason already printed for its data directory.
-                report.status(err.status);
-            } else {
-                report.error(&err);
+    // Each directory is locked once, for the whole run: its tables are
+    // re-keyed in parallel.
+    let mut locks = BTreeMap::new();
+    let tables = resolve(&mut report, &args.tables);
+    // A window of tables at a time: the server checks, locks and recovery
+    // one after another, the re-keying in parallel (a small table is one
+    // batch and would leave the other cores idle), the output in order.
+    let window = rayon::current_num_threads() * 4;
+    for chunk in tables.chunks(window) {
+        let mut jobs: Vec<(Job<'_>, Result<Option<Table>, ToolError>)> = chunk
+            .iter()
+            .map(|table| {
+                let mut job = Job {
+                    ctx,
+                    args,
+                    keys: keys.as_ref(),
+                    target: target.as_ref(),
+                    log: Deferred::default(),
+                    table,
+                    m: Map::new(),
+                };
+                let prepared = job.prepare(&mut guard, &mut locks);
+                (job, prepared)
+            })
+            .collect();
+        jobs.par_iter_mut().for_each(|(job, prepared)| {
+            if let Ok(Some(table)) = prepared {
+                let done = job.rekey(table);
+                *prepared = done.map(|()| None);
             }
-            m.insert("ok".into(), json!(false));
-            m.entry("action").or_insert(json!("error"));
-            if !err.message.is_empty() {
-                m.insert("error".into(), json!(err.message));
+        });
+        for (job, result) in jobs {
+            let Job {
+                mut m, log, table, ..
+            } = job;
+            log.replay(&mut report);
+            if let Err(err) = result {
+                if err.message.is_empty() {
+                    // Refused for a reason already printed for its data directory.
+                    report.status(err.status);
+                } else {
+                    report.error(&err);
+                }
+                m.insert("ok".into(), json!(false));
+                m.entry("action").or_insert(json!("error"));
+                if !err.message.is_empty() {
+                    m.insert("error".into(), json!(err.message));
+                }
             }
+            if !m.contains_key("table") {
+                m.insert("table".into(), json!(table.stem.display().to_string()));
+            }
+            m.entry("pages")
+                .or_insert_with(|| pages_json(&Tally::default()));
+            for key in ["algorithm", "key_id"] {
+                m.entry(key).or_insert(Value::Null);
+            }
+            m.entry("key_versions").or_insert(json!({}));
+            report.table(m.into());
         }
-        if !m.contains_key("table") {
-            m.insert("table".into(), json!(table.stem.display().to_string()));
-        }
-        m.entry("pages")
-            .or_insert_with(|| pages_json(&Tally::default()));
-        for key in ["algorithm", "key_id"] {
-            m.entry(key).or_insert(Value::Null);
-        }
-        m.entry("key_versions").or_insert(json!({}));
-        report.table(m.into());
     }
     report.finish()
 }
@@ -101,8 +127,8 @@ struct Job<'a> {
     args: &'a RekeyArgs,
     keys: Option<&'a Keys>,
     target: Option<&'a Keys>,
-    guard: &'a mut Guard,
-    report: &'a mut Report,
+    /// What it reports, replayed in table order.
+    log: Deferred,
     table: &'a TableRef,
     /// The table's JSON object.
     m: Map<String, Value>,
@@ -119,9 +145,10 @@ struct Target<'k> {
 }
 
 impl Job<'_> {
-    fn say(&self, tag: &str, text: impl std::fmt::Display) {
+    fn say(&mut self, tag: &str, text: impl std::fmt::Display) {
         if !self.ctx.json {
-            out(format!("{tag:<9} {}: {text}", self.table.stem.display()));
+            self.log
+                .out(format!("{tag:<9} {}: {text}", self.table.stem.display()));
         }
     }
 
@@ -129,42 +156,55 @@ impl Job<'_> {
         self.m.insert("action".into(), json!(action));
         self.m.insert("ok".into(), json!(ok));
         if !ok {
-            self.report.status(Status::Failed);
+            self.log.status(Status::Failed);
         }
     }
 
-    fn run(&mut self) -> Result<(), ToolError> {
-        let _dir_lock = if self.args.dry_run {
-            None
-        } else {
-            Some(journal::lock_dir(self.table)?)
-        };
+    /// What comes before the re-keying, one table after another: the
+    /// directory lock, the server check, recovery, opening the table.
+    /// Returns the table when it is to be re-keyed.
+    fn prepare(
+        &mut self,
+        guard: &mut Guard,
+        locks: &mut BTreeMap<PathBuf, DirLock>,
+    ) -> Result<Option<Table>, ToolError> {
+        if !self.args.dry_run {
+            let dir = self
+                .table
+                .stem
+                .parent()
+                .unwrap_or(Path::new("."))
+                .to_path_buf();
+            if let std::collections::btree_map::Entry::Vacant(entry) = locks.entry(dir) {
+                entry.insert(journal::lock_dir(self.table)?);
+            }
+        }
         if self.args.dry_run {
             if let Some(pending) = journal::pending(self.table) {
-                self.report.warn(pending.describe(self.table));
+                self.log.warn(pending.describe(self.table));
                 self.action("pending_recovery", false);
                 self.say(
                     "PENDING",
                     "an interrupted rekey must be recovered first (run without --dry-run)",
                 );
-                return Ok(());
+                return Ok(None);
             }
             let dir = self.table.mai.parent().unwrap_or(Path::new("."));
             if let ServerState::Running(control, holder) = server::state(dir) {
-                self.report.warn(format!(
+                self.log.warn(format!(
                     "{}: a MariaDB server is running ({holder} holds {}); a real rekey would refuse",
                     self.table.stem.display(),
                     control.display()
                 ));
             }
         } else {
-            self.check_server()?;
+            self.check_server(guard)?;
             match journal::recover(self.table)? {
                 Some(Recovered::Completed { journal, notes }) => {
                     for note in notes {
-                        self.report.warn(note);
+                        self.log.warn(note);
                     }
-                    return self.completed(&journal);
+                    return self.completed(&journal).map(|()| None);
                 }
                 Some(Recovered::RolledBack { files, reason }) => {
                     let names = files
@@ -174,20 +214,20 @@ impl Job<'_> {
                         .join(", ");
                     let why = reason.map_or_else(String::new, |r| format!(" ({r})"));
                     self.m.insert("recovery".into(), json!("rolled_back"));
-                    self.report.warn(format!(
+                    self.log.warn(format!(
                         "{}: rolled back an interrupted rekey{why}: deleted {names}",
                         self.table.stem.display()
                     ));
                     if self.args.recover {
                         self.action("rolled_back", true);
                         self.say("RECOVERED", format!("rolled back an interrupted rekey{why} (deleted {names}); the table is the old one"));
-                        return Ok(());
+                        return Ok(None);
                     }
                 }
                 None if self.args.recover => {
                     self.action("nothing_to_recover", true);
                     self.say("OK", "no interrupted rekey");
-                    return Ok(());
+                    return Ok(None);
                 }
                 None => {}
             }
@@ -214,21 +254,21 @@ impl Job<'_> {
                     table.header.row_format
                 ),
             );
-            return Ok(());
+            return Ok(None);
         }
-        let Some(keys) = self.keys else {
+        if self.keys.is_none() {
             return Err(ToolError::input("rekey needs keys"));
-        };
-        self.rekey(&table, keys)
+        }
+        Ok(Some(table))
     }
 
-    fn check_server(&mut self) -> Result<(), ToolError> {
+    fn check_server(&mut self, guard: &mut Guard) -> Result<(), ToolError> {
         let dir = self.table.mai.parent().unwrap_or(Path::new("."));
         let files = [self.table.mai.as_path(), self.table.mad.as_path()];
-        match self.guard.check(dir, &files, self.args.force) {
+        match guard.check(dir, &files, self.args.force) {
             Ok(warnings) => {
                 for w in warnings {
-                    self.report.warn(w);
+                    self.log.warn(w);
                 }
                 Ok(())
             }
@@ -256,7 +296,7 @@ impl Job<'_> {
             return Ok(());
         };
         if self.args.force {
-            self.report.warn(format!(
+            self.log.warn(format!(
                 "{}: {why}; re-keying it anyway because of --force",
                 table.name()
             ));
@@ -315,15 +355,19 @@ impl Job<'_> {
         Ok(())
     }
 
-    fn problems(&self, v: &Verified) {
+    fn problems(&mut self, v: &Verified) {
         if !self.ctx.json {
             for line in problem_lines(&v.tally.problems) {
-                out(format!("          {line}"));
+                self.log.out(format!("          {line}"));
             }
         }
     }
 
-    fn rekey(&mut self, table: &Table, keys: &Keys) -> Result<(), ToolError> {
+    /// Re-keys a prepared table (in parallel with other tables).
+    fn rekey(&mut self, table: &Table) -> Result<(), ToolError> {
+        let Some(keys) = self.keys else {
+            return Err(ToolError::input("rekey needs keys"));
+        };
         self.rekey_from(table, keys, self.args.algorithm.mode(), true)
     }
 
@@ -481,7 +525,7 @@ impl Job<'_> {
             let to_mode = args.to_algorithm.map(|a| a.mode());
             let already = verify_table(self.ctx, table, to_keys, to_mode)?;
             if already.tally.ok() && already.tally.verified > 0 {
-                self.report.warn(format!(
+                self.log.warn(format!(
                     "{}: the table does not verify with the source keys but does with the target ones: it is already re-keyed",
                     table.name()
                 ));
@@ -536,7 +580,7 @@ impl Job<'_> {
         }
         let what = unusual.join("; ");
         if self.args.allow_unusual_key {
-            self.report.warn(format!(
+            self.log.warn(format!(
                 "{}: {what}; going on because of --allow-unusual-key",
                 table.name()
             ));
@@ -616,7 +660,7 @@ impl Job<'_> {
         let journal = committed.map_err(|err| new_files.abandon(&err))?;
         failpoint("journal-committed");
         for note in journal.apply()? {
-            self.report.warn(note);
+            self.log.warn(note);
         }
         failpoint("done");
         Ok(())
