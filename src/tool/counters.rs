@@ -4,7 +4,7 @@
 //! the page first) or through the tool's own classification ([`Tally`]
 //! counting).
 //!
-//! [`Tally`]: super::scan::Tally
+//! [`Tally`]: super::tally::Tally
 
 #[cfg(test)]
 use std::sync::atomic::{AtomicU64, Ordering};

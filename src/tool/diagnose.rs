@@ -5,15 +5,18 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use super::ciphers::CipherFactory;
 use super::counters::{self, Pass};
 use super::detect::Choice;
 use super::keys::Keys;
 use super::outcome::ToolError;
 use super::progress::Progress;
-use super::scan::{CipherFactory, PagedFile, Tally, page_refs};
+use super::scan::{PagedFile, page_refs};
 use super::table::Table;
+use super::tally::Problem;
+use super::tally::Tally;
 use crate::aria::{PageFile, PageStatus, TableCipher};
 pub use crate::diagnose::Cause;
 use crate::diagnose::{Diagnoser, Page};
@@ -25,19 +28,6 @@ const DIAGNOSE_MAX: usize = 4096;
 /// Bytes of the data file the block-size probe reads: its first pages at
 /// the largest block size.
 const PROBE_BYTES: u64 = 4 * 32768;
-
-/// One problem: a page (or a whole file) and why it fails.
-#[derive(Clone, Debug)]
-pub struct Problem {
-    /// The file.
-    pub path: PathBuf,
-    /// Page number, if the problem is one page.
-    pub page: Option<u32>,
-    /// Why.
-    pub cause: Cause,
-    /// The sentence that explains it.
-    pub message: String,
-}
 
 /// A batch of pages after verification, as a sink sees it.
 #[derive(Debug)]

@@ -8,9 +8,9 @@ use std::path::PathBuf;
 
 use serde_json::{Map, Value, json};
 
-use super::diagnose::Problem;
 use super::outcome::{Status, ToolError};
-use super::scan::Tally;
+use super::tally::Problem;
+use super::tally::Tally;
 
 /// Problems listed per table in JSON; the rest are counted.
 const JSON_PROBLEMS_MAX: usize = 1000;

@@ -13,8 +13,8 @@ use super::cli::KeyArgs;
 use super::commands::{Ctx, verify_table};
 use super::keys::Keys;
 use super::progress::Progress;
-use super::scan::census;
 use super::table::Table;
+use super::tally::census;
 use super::{journal, server, walk};
 
 /// A table the walker found.

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 
 use serde_json::{Map, Value, json};
 
+use super::ciphers::CipherFactory;
 use super::detect::{Choice, choose};
 use super::diagnose::Checker;
 use super::journal;
@@ -21,9 +22,9 @@ use super::keys::Keys;
 use super::outcome::ToolError;
 use super::progress::Progress;
 use super::report::{Report, pages_json, problems_json, versions_json};
-use super::scan::{CipherFactory, Tally};
 use super::server::{self, ServerState};
 use super::table::Table;
+use super::tally::Tally;
 use super::walk::{self, TableRef};
 use crate::kernel::{Backend, Mode};
 

@@ -19,6 +19,7 @@ use super::{
 use crate::aria::{CryptData, LsnPolicy, PageFile, PageRef, PageStatus, TableCipher, WriteOptions};
 use crate::kernel::Mode;
 use crate::policy::{self, TableKind};
+use crate::tool::ciphers::CipherFactory;
 use crate::tool::cli::RekeyArgs;
 use crate::tool::counters::{self, Pass};
 use crate::tool::detect::{Choice, ModeSource, choose};
@@ -30,9 +31,10 @@ use crate::tool::progress::Progress;
 use crate::tool::report::{
     Deferred, Report, pages_json, plural, problem_lines, versions_json, versions_text,
 };
-use crate::tool::scan::{CipherFactory, PagedFile, Tally};
+use crate::tool::scan::PagedFile;
 use crate::tool::server::{self, Guard, ServerState};
 use crate::tool::table::Table;
+use crate::tool::tally::Tally;
 use crate::tool::walk::TableRef;
 
 /// Runs the command.
@@ -959,7 +961,7 @@ mod tests {
         // Encrypted pages by their kind alone, without keys.
         let walked = crate::tool::walk::walk(std::slice::from_ref(&table));
         let opened = crate::tool::table::Table::open(&walked.tables[0]).expect("open");
-        let census = crate::tool::scan::census(&opened, &crate::tool::progress::Progress::none())
+        let census = crate::tool::tally::census(&opened, &crate::tool::progress::Progress::none())
             .expect("census");
         assert!(census.encrypted > 0 && census.encrypted < pages);
         let before = [Pass::Decrypt, Pass::Encrypt, Pass::Classify].map(counters::get);
