@@ -97,8 +97,12 @@ pub mod keys;
 pub mod policy;
 pub mod prelude;
 #[cfg(feature = "cli")]
+pub(crate) mod tool;
+/// The `aria-crypt` binary's entry point and the little its tests and fuzz
+/// targets drive directly; not a stable API.
+#[cfg(feature = "cli")]
 #[doc(hidden)]
-pub mod tool;
+pub use tool::support as tool_support;
 
 // Layers, lowest first: `fault` (what is wrong, in each layer's terms),
 // `geometry` (where a table's pages are), `error` (the crate's error over

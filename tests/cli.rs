@@ -3,6 +3,9 @@
 //! documents, the exit codes of every failure class, and that failing runs
 //! write nothing.
 
+// The tool and its binary need the `cli` feature.
+#![cfg(feature = "cli")]
+
 mod cli_support;
 
 use std::path::Path;

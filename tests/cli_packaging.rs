@@ -3,6 +3,9 @@
 //! completions SHELL`), both generated from the clap definitions, so they
 //! must name every command and option `--help` shows.
 
+// The tool and its binary need the `cli` feature.
+#![cfg(feature = "cli")]
+
 mod cli_support;
 
 use std::collections::BTreeSet;

@@ -3,6 +3,9 @@
 //! (failing pages, a running server, a process holding the files) and what
 //! it keeps (owner, permissions, symlinks).
 
+// The tool and its binary need the `cli` feature.
+#![cfg(feature = "cli")]
+
 mod cli_support;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -297,6 +300,34 @@ fn refuses_and_changes_nothing_when_a_page_fails() {
     assert_unchanged(tmp.path(), &before);
 }
 
+/// Rekey verifies while it writes the new files: a page that fails after
+/// many pages were already written (the last page of the data file, the
+/// index file done) still leaves nothing behind, and every failing page of
+/// both files is named.
+#[test]
+fn a_failing_last_page_found_while_writing_leaves_nothing() {
+    let (tmp, dir) = copy_case("cbc_trans_256");
+    let mad = dir.join("t1.MAD");
+    let mut bytes = std::fs::read(&mad).unwrap();
+    let last = bytes.len() / 8192 - 1;
+    bytes[last * 8192 + 100] ^= 0x80;
+    std::fs::write(&mad, &bytes).unwrap();
+    let before = snapshot(tmp.path());
+    for extra in [&["--new-table-key"][..], &["--to-algorithm", "ctr"]] {
+        let mut args = vec!["--key-file", "keys.txt"];
+        args.extend_from_slice(extra);
+        args.push("t1");
+        let (code, doc) = rekey_json(&dir, &args);
+        assert_eq!(code, Some(1), "{doc}");
+        let t = &doc["tables"][0];
+        assert_eq!(t["action"], "refused", "{doc}");
+        assert_eq!(t["problems"][0]["page"], last, "{doc}");
+        assert_eq!(t["pages"]["failed"], 1, "{doc}");
+        assert!(t["pages"]["verified"].as_u64().unwrap() > 1, "{doc}");
+        assert_unchanged(tmp.path(), &before);
+    }
+}
+
 #[test]
 fn target_without_the_key_id_and_dry_run_change_nothing() {
     let (tmp, dir) = copy_case("cbc_trans_256");
@@ -347,8 +378,8 @@ fn refuses_while_a_server_holds_the_control_file_lock() {
     // This test process plays the server: it holds the write lock MariaDB
     // takes on aria_log_control for as long as it runs.
     let lock =
-        match mariadb_aria_crypt::tool::server::take_lock(&dir.join("aria_log_control")).unwrap() {
-            mariadb_aria_crypt::tool::server::LockOutcome::Taken(lock) => lock,
+        match mariadb_aria_crypt::tool_support::take_lock(&dir.join("aria_log_control")).unwrap() {
+            mariadb_aria_crypt::tool_support::LockOutcome::Taken(lock) => lock,
             other => panic!("could not lock: {other:?}"),
         };
     let run = run_in(

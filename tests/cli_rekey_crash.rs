@@ -5,6 +5,9 @@
 //! the old one or the new one, every page must verify, and every row marker
 //! must still be in the decrypted data.
 
+// The tool and its binary need the `cli` feature.
+#![cfg(feature = "cli")]
+
 mod cli_support;
 
 use std::path::{Path, PathBuf};

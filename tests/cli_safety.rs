@@ -5,6 +5,9 @@
 //! the server cannot read, and what the tool says about odd tables.
 //! The cases that need a live server are in `scripts/mariadb-deployments.sh`.
 
+// The tool and its binary need the `cli` feature.
+#![cfg(feature = "cli")]
+
 mod cli_support;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -12,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use cli_support::*;
-use mariadb_aria_crypt::tool::server::{LockOutcome, take_lock};
+use mariadb_aria_crypt::tool_support::{LockOutcome, take_lock};
 
 /// The tests that hold a lock as a "server" run one at a time, so that no
 /// other test's child process inherits a descriptor on their files.
@@ -272,7 +275,7 @@ fn an_immutable_file_is_found_before_anything_is_written() {
     let mad = dir.join("t1.MAD");
     if !immutable(&mad, true) {
         eprintln!(
-            "SKIPPED: chattr +i does not work here (not root, or no inode flags on this filesystem)"
+            "skipped: chattr +i does not work here (not root, or no inode flags on this filesystem)"
         );
         return;
     }

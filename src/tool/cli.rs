@@ -272,13 +272,6 @@ pub struct KeyArgs {
     pub key_id: Option<u32>,
 }
 
-impl KeyArgs {
-    /// Whether any key source was given.
-    pub fn any(&self) -> bool {
-        self.key_file.is_some() || self.debug_key_management.is_some()
-    }
-}
-
 /// The server's `file_key_management_encryption_algorithm`, or detection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum Algorithm {

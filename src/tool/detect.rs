@@ -3,9 +3,10 @@
 //! otherwise; the algorithm is the one under which sampled pages verify
 //! ([`Diagnoser::detect_mode`]).
 
+use super::ciphers::{CipherFactory, key_id_for};
 use super::keys::Keys;
 use super::outcome::ToolError;
-use super::scan::{CipherFactory, PagedFile, key_id_for};
+use super::scan::PagedFile;
 use super::table::Table;
 use crate::aria::{PageFile, PageKind};
 use crate::diagnose::{Diagnoser, Page};

@@ -5,14 +5,18 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use super::ciphers::CipherFactory;
+use super::counters::{self, Pass};
 use super::detect::Choice;
 use super::keys::Keys;
 use super::outcome::ToolError;
 use super::progress::Progress;
-use super::scan::{CipherFactory, PagedFile, Tally, page_refs};
+use super::scan::{PagedFile, page_refs};
 use super::table::Table;
+use super::tally::Problem;
+use super::tally::Tally;
 use crate::aria::{PageFile, PageStatus, TableCipher};
 pub use crate::diagnose::Cause;
 use crate::diagnose::{Diagnoser, Page};
@@ -25,17 +29,17 @@ const DIAGNOSE_MAX: usize = 4096;
 /// the largest block size.
 const PROBE_BYTES: u64 = 4 * 32768;
 
-/// One problem: a page (or a whole file) and why it fails.
-#[derive(Clone, Debug)]
-pub struct Problem {
-    /// The file.
-    pub path: PathBuf,
-    /// Page number, if the problem is one page.
-    pub page: Option<u32>,
-    /// Why.
-    pub cause: Cause,
-    /// The sentence that explains it.
-    pub message: String,
+/// A batch of pages after verification, as a sink sees it.
+#[derive(Debug)]
+pub struct Checked<'b> {
+    /// Number of its first page.
+    pub first: u32,
+    /// Its pages: plaintext where `plain` says so, else as on disk.
+    pub pages: &'b mut [u8],
+    /// Which pages were decrypted (encrypted pages that verified).
+    pub plain: &'b [bool],
+    /// No page of the batch failed.
+    pub clean: bool,
 }
 
 /// The ciphers that verify a table and diagnose its failures.
@@ -80,8 +84,15 @@ impl<'a> Checker<'a> {
     }
 
     /// Decrypts a batch in place, counts it and diagnoses its failures.
-    /// Failing pages are left as on disk.
-    pub fn check_batch(&self, file: PageFile, path: &Path, first: u32, buf: &mut [u8]) -> Tally {
+    /// Failing pages are left as on disk; the second value says which pages
+    /// now hold plaintext.
+    pub fn check_batch(
+        &self,
+        file: PageFile,
+        path: &Path,
+        first: u32,
+        buf: &mut [u8],
+    ) -> (Tally, Vec<bool>) {
         let bs = self.cipher().geometry().block_size as usize;
         let geometry = *self.cipher().geometry();
         let mut tally = Tally::default();
@@ -89,8 +100,12 @@ impl<'a> Checker<'a> {
             tally.count(&geometry, file, number, page);
         }
         let mut refs = page_refs(first, buf, bs);
+        counters::add(Pass::Classify, refs.len());
+        counters::add(Pass::Decrypt, refs.len());
         let results = self.cipher().decrypt_pages(file, &mut refs);
+        let mut plain = Vec::with_capacity(refs.len());
         for (page, result) in refs.iter().zip(results) {
+            plain.push(matches!(result, Ok(PageStatus::Encrypted { .. })));
             match result {
                 Ok(PageStatus::Encrypted { .. }) => tally.verified += 1,
                 Ok(_) => {}
@@ -111,11 +126,11 @@ impl<'a> Checker<'a> {
                 }
             }
         }
-        tally
+        (tally, plain)
     }
 
     /// Verifies every page of one file; `sink` sees each batch after
-    /// decryption (pages that fail are left as on disk).
+    /// decryption.
     ///
     /// # Errors
     /// A read error, or the first error of `sink`.
@@ -126,12 +141,17 @@ impl<'a> Checker<'a> {
         sink: S,
     ) -> Result<Tally, ToolError>
     where
-        S: Fn(u32, &[u8]) -> Result<(), ToolError> + Sync,
+        S: Fn(Checked<'_>) -> Result<(), ToolError> + Sync,
     {
         let mut tally = Tally::default();
         let parts = file.for_batches(progress, |first, buf| {
-            let part = self.check_batch(file.kind, file.path, first, buf);
-            sink(first, buf)?;
+            let (part, plain) = self.check_batch(file.kind, file.path, first, buf);
+            sink(Checked {
+                first,
+                pages: buf,
+                plain: &plain,
+                clean: part.failed == 0,
+            })?;
             Ok(part)
         })?;
         for part in parts {
@@ -161,7 +181,7 @@ impl<'a> Checker<'a> {
         let mut tally = Tally::default();
         for (kind, path, _) in table.files() {
             let file = PagedFile::open(kind, path, bs)?;
-            tally.merge(self.scan_file(&file, progress, |_, _| Ok(()))?);
+            tally.merge(self.scan_file(&file, progress, |_| Ok(()))?);
         }
         self.conclude(table, &mut tally)?;
         Ok(tally)

@@ -133,11 +133,6 @@ impl Keys {
             Source::Debug { .. } => Some(Vec::new()),
         }
     }
-
-    /// The latest version of `key_id`, if the provider has the id.
-    pub fn latest(&self, key_id: u32) -> Option<u32> {
-        self.provider.latest_version(key_id)
-    }
 }
 
 /// "1, 2, 7" for messages.

@@ -2,15 +2,23 @@
 //! API: engine crates use [`aria`](crate::aria), [`keys`](crate::keys),
 //! [`policy`](crate::policy) and [`kernel`](crate::kernel).
 //!
-//! Layout: [`cli`] (options and help), [`walk`] (TABLE arguments to
-//! tables), [`keys`] (key options to a provider), [`scan`] (parallel page
-//! batches and page counts), [`detect`] (key id and algorithm),
-//! [`diagnose`] (verification and why pages fail), [`journal`]
-//! (crash-safe replacement), [`server`] (running-server detection),
-//! [`report`] and [`progress`] (output), [`commands`] (one module each).
+//! Layout, each module depending only on those before it: [`cli`]
+//! (options and help), [`walk`] (TABLE arguments to tables), [`table`]
+//! (a table's files and header), [`keys`] (key options to a provider),
+//! [`scan`] (positioned reads in parallel batches), [`tally`] (page counts
+//! and problems), [`ciphers`] (a table's ciphers, the key-id rule),
+//! [`detect`] (key id and algorithm), [`diagnose`] (verification and why
+//! pages fail, in words), [`journal`] (crash-safe replacement), [`server`]
+//! (running-server detection), [`report`] and [`progress`] (output),
+//! [`commands`] (one module each). [`support`] is the narrow surface the
+//! binary, tests and fuzz targets use. Detection and diagnosis themselves
+//! are the library's ([`crate::diagnose`]); these modules read the files
+//! and word the results.
 
+pub mod ciphers;
 pub mod cli;
 pub mod commands;
+pub mod counters;
 pub mod detect;
 pub mod diagnose;
 pub mod journal;
@@ -20,7 +28,9 @@ pub mod progress;
 pub mod report;
 pub mod scan;
 pub mod server;
+pub mod support;
 pub mod table;
+pub mod tally;
 pub mod walk;
 
 use std::process::ExitCode;

@@ -8,9 +8,9 @@ use std::path::PathBuf;
 
 use serde_json::{Map, Value, json};
 
-use super::diagnose::Problem;
 use super::outcome::{Status, ToolError};
-use super::scan::Tally;
+use super::tally::Problem;
+use super::tally::Tally;
 
 /// Problems listed per table in JSON; the rest are counted.
 const JSON_PROBLEMS_MAX: usize = 1000;
@@ -68,11 +68,6 @@ impl Report {
         self.status = self.status.worst(status);
     }
 
-    /// The exit status so far.
-    pub fn current(&self) -> Status {
-        self.status
-    }
-
     /// An error that stops one table or argument (not the command),
     /// printed at once on standard error and kept in the JSON document.
     pub fn error(&mut self, err: &ToolError) {
@@ -120,6 +115,48 @@ impl Report {
             out(serde_json::to_string_pretty(&Value::Object(doc)).unwrap_or_default());
         }
         self.status
+    }
+}
+
+/// What one table's work reports, kept and replayed into the [`Report`]
+/// in table order: tables are worked on in parallel.
+#[derive(Debug, Default)]
+pub struct Deferred {
+    events: Vec<Event>,
+}
+
+#[derive(Debug)]
+enum Event {
+    Out(String),
+    Warn(String),
+    Status(Status),
+}
+
+impl Deferred {
+    /// A line for standard output.
+    pub fn out(&mut self, line: impl Display) {
+        self.events.push(Event::Out(line.to_string()));
+    }
+
+    /// A warning (see [`Report::warn`]).
+    pub fn warn(&mut self, message: impl Into<String>) {
+        self.events.push(Event::Warn(message.into()));
+    }
+
+    /// A status (see [`Report::status`]).
+    pub fn status(&mut self, status: Status) {
+        self.events.push(Event::Status(status));
+    }
+
+    /// Prints and records everything, in the order it came.
+    pub fn replay(self, report: &mut Report) {
+        for event in self.events {
+            match event {
+                Event::Out(line) => out(line),
+                Event::Warn(message) => report.warn(message),
+                Event::Status(status) => report.status(status),
+            }
+        }
     }
 }
 

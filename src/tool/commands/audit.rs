@@ -15,9 +15,9 @@ use crate::tool::keys::{Keys, list};
 use crate::tool::outcome::{Status, ToolError};
 use crate::tool::progress::Progress;
 use crate::tool::report::{Report, out, plural, versions_json};
-use crate::tool::scan::census;
 use crate::tool::server::{self, CONTROL_FILE, ServerState};
 use crate::tool::table::Table;
+use crate::tool::tally::census;
 use crate::tool::walk::{files_under, pair};
 
 /// Files larger than this are not key files (MariaDB reads at most 1 MiB).

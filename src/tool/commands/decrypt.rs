@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use super::{Ctx, note_pending, note_server, plain_json, resolve, table_json, verification_json};
+use crate::tool::ciphers::CipherFactory;
 use crate::tool::cli::DecryptArgs;
 use crate::tool::detect::choose;
 use crate::tool::diagnose::Checker;
@@ -16,9 +17,10 @@ use crate::tool::keys::Keys;
 use crate::tool::outcome::{Status, ToolError};
 use crate::tool::progress::Progress;
 use crate::tool::report::{Report, failed_table_json, out, plural, problem_lines};
-use crate::tool::scan::{CipherFactory, PagedFile, Tally};
+use crate::tool::scan::PagedFile;
 use crate::tool::server::CONTROL_FILE;
 use crate::tool::table::Table;
+use crate::tool::tally::Tally;
 use crate::tool::walk::{DATA_EXT, INDEX_EXT, TableRef, with_ext};
 
 const PARTIAL_SUFFIX: &str = "aria-crypt-partial";
@@ -289,8 +291,8 @@ fn one(
     for ((kind, path, _), output) in table.files().into_iter().zip(outputs) {
         let input = PagedFile::open(kind, path, bs)?;
         let out_file = Output::create(output)?;
-        tally.merge(checker.scan_file(&input, &progress, |first, buf| {
-            out_file.write_at(buf, u64::from(first) * bs as u64)
+        tally.merge(checker.scan_file(&input, &progress, |batch| {
+            out_file.write_at(batch.pages, u64::from(batch.first) * bs as u64)
         })?);
         if input.tail() > 0 {
             // A partial last page is copied as it is.
@@ -314,7 +316,6 @@ fn one(
     }
     let v = super::Verified {
         choice,
-        checker,
         tally: verified,
     };
     verification_json(&mut m, &v);

@@ -6,13 +6,14 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value, json};
 
 use super::{Ctx, hex, note_pending, note_unclean, resolve, table_json};
+use crate::tool::ciphers::key_id_for;
 use crate::tool::cli::InfoArgs;
 use crate::tool::keys::Keys;
 use crate::tool::outcome::Status;
 use crate::tool::progress::Progress;
 use crate::tool::report::{Report, out, versions_json, versions_text};
-use crate::tool::scan::{census, key_id_for};
 use crate::tool::table::Table;
+use crate::tool::tally::census;
 use crate::tool::walk::TableRef;
 
 /// Runs the command.

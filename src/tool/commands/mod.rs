@@ -14,6 +14,7 @@ use std::path::PathBuf;
 
 use serde_json::{Map, Value, json};
 
+use super::ciphers::CipherFactory;
 use super::detect::{Choice, choose};
 use super::diagnose::Checker;
 use super::journal;
@@ -21,9 +22,9 @@ use super::keys::Keys;
 use super::outcome::ToolError;
 use super::progress::Progress;
 use super::report::{Report, pages_json, problems_json, versions_json};
-use super::scan::{CipherFactory, Tally};
 use super::server::{self, ServerState};
 use super::table::Table;
+use super::tally::Tally;
 use super::walk::{self, TableRef};
 use crate::kernel::{Backend, Mode};
 
@@ -89,11 +90,9 @@ pub fn note_unclean(report: &mut Report, table: &Table) -> Value {
 
 /// A table verified with `keys`.
 #[derive(Debug)]
-pub struct Verified<'k> {
+pub struct Verified {
     /// Key id and algorithm.
     pub choice: Choice,
-    /// The ciphers.
-    pub checker: Checker<'k>,
     /// Counts and problems.
     pub tally: Tally,
 }
@@ -102,12 +101,12 @@ pub struct Verified<'k> {
 ///
 /// # Errors
 /// Exit status 2 on a read error.
-pub fn verify_table<'k>(
+pub fn verify_table(
     ctx: Ctx,
     table: &Table,
-    keys: &'k Keys,
+    keys: &Keys,
     requested: Option<Mode>,
-) -> Result<Verified<'k>, ToolError> {
+) -> Result<Verified, ToolError> {
     let factory = CipherFactory {
         table,
         backend: ctx.backend,
@@ -119,11 +118,7 @@ pub fn verify_table<'k>(
         &format!("verify {}", table.name()),
     );
     let tally = checker.verify(table, &progress)?;
-    Ok(Verified {
-        choice,
-        checker,
-        tally,
-    })
+    Ok(Verified { choice, tally })
 }
 
 /// When every encrypted page of one file fails and every one of the other
@@ -186,7 +181,7 @@ pub fn table_json(table: &Table) -> Map<String, Value> {
 
 /// The verification fields: `ok`, `algorithm`, `key_id`, `pages`,
 /// `key_versions`, `problems`.
-pub fn verification_json(m: &mut Map<String, Value>, v: &Verified<'_>) {
+pub fn verification_json(m: &mut Map<String, Value>, v: &Verified) {
     m.insert("ok".into(), json!(v.tally.ok()));
     m.insert("algorithm".into(), json!(v.choice.mode.name()));
     m.insert(

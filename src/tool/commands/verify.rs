@@ -3,9 +3,11 @@
 
 use serde_json::json;
 
+use rayon::prelude::*;
+
 use super::{
-    Ctx, generation_mismatch, note_pending, note_server, note_unclean, plain_json, resolve,
-    table_json, verification_json, verify_table,
+    Ctx, Verified, generation_mismatch, note_pending, note_server, note_unclean, plain_json,
+    resolve, table_json, verification_json, verify_table,
 };
 use crate::tool::cli::VerifyArgs;
 use crate::tool::keys::Keys;
@@ -24,16 +26,39 @@ pub fn run(ctx: Ctx, args: &VerifyArgs) -> Status {
             return report.finish();
         }
     };
-    for table in resolve(&mut report, &args.tables) {
-        one(ctx, &mut report, &keys, &table, args);
+    let tables = resolve(&mut report, &args.tables);
+    // Tables are verified a window at a time in parallel (small tables are
+    // one batch each, and would leave cores idle one after another), then
+    // reported in order.
+    let window = rayon::current_num_threads() * 4;
+    for chunk in tables.chunks(window) {
+        let checked: Vec<_> = chunk
+            .par_iter()
+            .map(|files| check(ctx, &keys, files, args))
+            .collect();
+        for (files, checked) in chunk.iter().zip(checked) {
+            one(ctx, &mut report, files, checked);
+        }
     }
     report.finish()
 }
 
-fn one(ctx: Ctx, report: &mut Report, keys: &Keys, files: &TableRef, args: &VerifyArgs) {
+/// A table opened, and verified if it is encrypted.
+type Checked = Result<(Table, Option<Result<Verified, ToolError>>), ToolError>;
+
+fn check(ctx: Ctx, keys: &Keys, files: &TableRef, args: &VerifyArgs) -> Checked {
+    let table = Table::open(files)?;
+    let verified = table
+        .header
+        .is_encrypted()
+        .then(|| verify_table(ctx, &table, keys, args.algorithm.mode()));
+    Ok((table, verified))
+}
+
+fn one(ctx: Ctx, report: &mut Report, files: &TableRef, checked: Checked) {
     let pending = note_pending(report, files);
     note_server(report, files);
-    let table = match Table::open(files) {
+    let (table, verified) = match checked {
         Ok(table) => table,
         Err(err) => {
             report.error(&err);
@@ -55,7 +80,7 @@ fn one(ctx: Ctx, report: &mut Report, keys: &Keys, files: &TableRef, args: &Veri
             m.insert("ok".into(), json!(false));
         }
     };
-    if !table.header.is_encrypted() {
+    let Some(verified) = verified else {
         plain_json(&mut m, &table);
         mark_truncated(&mut m);
         if !ctx.json {
@@ -67,8 +92,8 @@ fn one(ctx: Ctx, report: &mut Report, keys: &Keys, files: &TableRef, args: &Veri
         }
         report.table(m.into());
         return;
-    }
-    let verified = match verify_table(ctx, &table, keys, args.algorithm.mode()) {
+    };
+    let verified = match verified {
         Ok(v) => v,
         Err(err) => {
             report.error(&err);
