@@ -238,7 +238,7 @@ fn decrypt_mode(p: &Params, cipher: &TableCipher, provider: &dyn KeyProvider, or
             assert_eq!(layout.try_key_version(&page), Some(0), "version field not zeroed");
             let bs = page.len();
             assert_eq!(
-                page_crc(p.page_no, &page[..layout.crc_end]),
+                page_crc(p.page_no, &page[..layout.body.end]),
                 le32(&page[bs - 4..]),
                 "a page that verified has a bad CRC"
             );
@@ -422,7 +422,7 @@ fn construct_mode(p: &Params, cipher: &TableCipher, provider: &dyn KeyProvider, 
     .unwrap();
     assert_eq!(r.version_at, layout.key_version_at);
     assert_eq!(r.body, layout.body);
-    assert_eq!(r.crc_end, layout.crc_end);
+    assert_eq!(r.crc_end, layout.body.end, "the checksum covers exactly the header and the body");
     write_le32(&mut expected, r.version_at, 0);
     let crc = page_crc(p.page_no, &expected[..r.crc_end]);
     write_le32(&mut expected, bs - 4, crc);
