@@ -235,7 +235,11 @@ fn decrypt_mode(p: &Params, cipher: &TableCipher, provider: &dyn KeyProvider, or
                 panic!("decrypted a page classified {kind:?}");
             };
             assert_eq!(Some(*key_version), layout.try_key_version(original));
-            assert_eq!(layout.try_key_version(&page), Some(0), "version field not zeroed");
+            assert_eq!(
+                layout.try_key_version(&page),
+                Some(0),
+                "version field not zeroed"
+            );
             let bs = page.len();
             assert_eq!(
                 page_crc(p.page_no, &page[..layout.body.end]),
@@ -422,7 +426,10 @@ fn construct_mode(p: &Params, cipher: &TableCipher, provider: &dyn KeyProvider, 
     .unwrap();
     assert_eq!(r.version_at, layout.key_version_at);
     assert_eq!(r.body, layout.body);
-    assert_eq!(r.crc_end, layout.body.end, "the checksum covers exactly the header and the body");
+    assert_eq!(
+        r.crc_end, layout.body.end,
+        "the checksum covers exactly the header and the body"
+    );
     write_le32(&mut expected, r.version_at, 0);
     let crc = page_crc(p.page_no, &expected[..r.crc_end]);
     write_le32(&mut expected, bs - 4, crc);
