@@ -118,26 +118,38 @@ impl Limits {
     }
 }
 
+fn read_json(group: &str, id: &str, file: &str) -> Option<serde_json::Value> {
+    let path = output_dir().join(group).join(id).join("new").join(file);
+    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+}
+
 fn median_ns(group: &str, id: &str) -> Option<f64> {
-    let path = output_dir()
-        .join(group)
-        .join(id)
-        .join("new")
-        .join("estimates.json");
-    let text = std::fs::read_to_string(path).ok()?;
-    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-    json["median"]["point_estimate"].as_f64()
+    read_json(group, id, "estimates.json")?["median"]["point_estimate"].as_f64()
+}
+
+/// The time per iteration of criterion's fastest sample: on a shared
+/// machine, the figure other processes disturbed least.
+fn fastest_ns(group: &str, id: &str) -> Option<f64> {
+    let sample = read_json(group, id, "sample.json")?;
+    let iters = sample["iters"].as_array()?;
+    let times = sample["times"].as_array()?;
+    iters
+        .iter()
+        .zip(times)
+        .filter_map(|(n, t)| Some(t.as_f64()? / n.as_f64()?))
+        .min_by(f64::total_cmp)
 }
 
 /// Prints `group | id | median | GB/s | × baseline | share of the bound`
 /// for every row that ran; the share is of the AES limit of the id's
-/// backend, or of its latency bound where marked "serial".
+/// backend, or of its latency bound where marked "serial", for the median
+/// and for criterion's fastest sample.
 pub fn print_summary(title: &str, rows: &[Row], limits: &Limits) {
     limits.print();
     println!("\n{title}");
     println!(
-        "{:<34} {:<12} {:>12} {:>9} {:>12} {:>16}",
-        "benchmark", "impl", "median", "GB/s", "vs baseline", "of AES limit"
+        "{:<34} {:<15} {:>12} {:>9} {:>12} {:>16} {:>8}",
+        "benchmark", "impl", "median", "GB/s", "vs baseline", "of AES limit", "fastest"
     );
     for row in rows {
         let Some(base) = median_ns(&row.group, row.baseline) else {
@@ -157,25 +169,29 @@ pub fn print_summary(title: &str, rows: &[Row], limits: &Limits) {
                 "rustcrypto" => Some(Backend::Soft),
                 name => name.parse().ok(),
             });
-            let share = backend.and_then(|b| limits.get(b, (row.bound)(id))).map_or(
-                String::new(),
-                |limit| {
-                    let serial = if (row.bound)(id) == Bound::Latency {
-                        " serial"
-                    } else {
-                        ""
-                    };
-                    format!("{:.1}%{serial}", limit.share(gbps * 1e9) * 100.0)
-                },
-            );
+            let limit = backend.and_then(|b| limits.get(b, (row.bound)(id)));
+            let share = limit.map_or(String::new(), |limit| {
+                let serial = if (row.bound)(id) == Bound::Latency {
+                    " serial"
+                } else {
+                    ""
+                };
+                format!("{:.1}%{serial}", limit.share(gbps * 1e9) * 100.0)
+            });
+            let fastest = limit
+                .zip(fastest_ns(&row.group, id))
+                .map_or(String::new(), |(limit, ns)| {
+                    format!("{:.1}%", limit.share(row.bytes as f64 / ns * 1e9) * 100.0)
+                });
             println!(
-                "{:<34} {:<12} {:>12} {:>9.2} {:>11.2}× {:>16}",
+                "{:<34} {:<15} {:>12} {:>9.2} {:>11.2}× {:>16} {:>8}",
                 row.group,
                 id,
                 median,
                 gbps,
                 base / ns,
-                share
+                share,
+                fastest
             );
         }
     }
