@@ -3,8 +3,12 @@
 //! page body (CBC encrypt, CBC decrypt, CTR), CBC encryption of batches of
 //! 8-64 pages at an 8192-byte stride as in a buffer pool, and one block.
 //!
-//! `cargo bench --bench kernel` prints criterion's report, then a table of
-//! medians, GB/s and the ratio to RustCrypto. Build with
+//! `cargo bench --bench kernel` prints criterion's report, the AES limit of
+//! this core for every backend (`kernel::aes_limit`, measured before and
+//! after, the higher figure kept), then a table of medians, GB/s, the
+//! ratio to RustCrypto and each figure's share of its backend's limit
+//! (one-page CBC encryption: of the single-chain latency bound; the
+//! "rustcrypto" rows: of the software backend's). Build with
 //! `RUSTFLAGS='--cfg aes_backend="soft"'` to compare the software backend
 //! with RustCrypto's software path.
 
@@ -18,7 +22,7 @@ use aes::cipher::{
 };
 use criterion::{BenchmarkId, Criterion, Throughput};
 use mariadb_aria_crypt::kernel::{Aes, Backend, Job, Mode};
-use support::Row;
+use support::{Bound, Limits, Row};
 
 /// An 8 KiB data page's encrypted body: bytes [16, 8188).
 const PAGE_BODY: usize = 8172;
@@ -114,6 +118,13 @@ fn single_page(c: &mut Criterion, rows: &mut Vec<Row>) {
             bytes: PAGE_BODY as u64,
             baseline: BASELINE,
             ids,
+            // A chain: each block waits for the one before.
+            bound: if encrypt && mode == Mode::Cbc {
+                |_| Bound::Latency
+            } else {
+                |_| Bound::Limit
+            },
+            backend: None,
         });
     }
 }
@@ -166,6 +177,8 @@ fn batch_cbc(c: &mut Criterion, rows: &mut Vec<Row>) {
             bytes: (pages * PAGE_BODY) as u64,
             baseline: BASELINE,
             ids,
+            bound: |_| Bound::Limit,
+            backend: None,
         });
     }
 }
@@ -194,16 +207,20 @@ fn one_block(c: &mut Criterion, rows: &mut Vec<Row>) {
         bytes: 16,
         baseline: BASELINE,
         ids,
+        bound: |_| Bound::None,
+        backend: None,
     });
 }
 
 fn main() {
     let mut c = support::criterion();
     let mut rows = Vec::new();
+    let limits = Limits::measure();
     single_page(&mut c, &mut rows);
     batch_cbc(&mut c, &mut rows);
     one_block(&mut c, &mut rows);
     c.final_summary();
+    let limits = limits.max(Limits::measure());
     let soft = if cfg!(aes_backend = "soft") {
         ", RustCrypto forced soft"
     } else {
@@ -215,5 +232,6 @@ fn main() {
             Backend::active()
         ),
         &rows,
+        &limits,
     );
 }

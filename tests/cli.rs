@@ -820,6 +820,27 @@ fn bench_lists_every_backend_and_the_active_one() {
         0
     );
     assert!(supported.contains(&doc["active_backend"]));
+    // Every page succeeded, so every rate counts real pages.
+    assert_eq!(doc["failed_pages"], 0, "{doc}");
+    for r in results {
+        for op in ["encrypt", "decrypt"] {
+            assert_eq!(r[format!("{op}_failed_pages")], 0, "{r}");
+            assert!(
+                r[format!("{op}_pages_per_sec")].as_f64().unwrap() > 0.0,
+                "{r}"
+            );
+        }
+    }
+    // The AES limit of every supported backend, above its latency bound.
+    let limits = doc["aes_limit"].as_array().unwrap();
+    assert_eq!(limits.len(), supported.len(), "{doc}");
+    for l in limits {
+        let limit = l["bytes_per_sec"].as_f64().unwrap();
+        assert!(
+            limit > l["latency_bound_bytes_per_sec"].as_f64().unwrap(),
+            "{l}"
+        );
+    }
     let text = run_in(
         &fixtures(),
         [

@@ -1,12 +1,14 @@
-//! Shared by the benchmarks: criterion setup, and a closing table that
-//! reads criterion's own median estimates and prints GB/s and the ratio of
-//! every implementation to the baseline measured in the same run.
+//! Shared by the benchmarks: criterion setup, the AES limit of the running
+//! core, and a closing table that reads criterion's own median estimates
+//! and prints GB/s, the ratio of every implementation to the baseline and
+//! its share of the limit, all measured in the same run.
 
 #![allow(dead_code)]
 
 use std::path::PathBuf;
 
 use criterion::Criterion;
+use mariadb_aria_crypt::kernel::{Backend, Limit, aes_latency_bound, aes_limit};
 
 /// Where criterion writes its estimates (set explicitly so the summary
 /// reads the same place).
@@ -26,31 +28,128 @@ pub fn criterion() -> Criterion {
 }
 
 /// One row of the summary: a benchmark group, the bytes each iteration
-/// processes, and the id of its baseline within the group.
+/// processes, the id of its baseline within the group, and the bound each
+/// id's figure is a share of.
 pub struct Row {
     pub group: String,
     pub bytes: u64,
     pub baseline: &'static str,
     pub ids: Vec<String>,
+    pub bound: fn(&str) -> Bound,
+    /// The backend every id runs on; `None`: the id names it (a backend
+    /// name, or "rustcrypto", which is the software backend's engine).
+    pub backend: Option<Backend>,
+}
+
+/// What a row's figures are compared with.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Bound {
+    /// The backend's AES limit (parallel work: independent blocks).
+    Limit,
+    /// One chain of dependent rounds (serial CBC encryption).
+    Latency,
+    /// Nothing (call overhead dominates).
+    None,
+}
+
+/// The AES limit and latency bound of every supported backend.
+pub struct Limits(Vec<(Limit, Limit)>);
+
+impl Limits {
+    /// Measures every supported backend (some tens of milliseconds each).
+    pub fn measure() -> Limits {
+        Limits(
+            Backend::supported()
+                .iter()
+                .filter_map(|&b| Some((aes_limit(b)?, aes_latency_bound(b)?)))
+                .collect(),
+        )
+    }
+
+    /// The higher figure of two measurements: interference from other
+    /// processes only ever lowers one.
+    pub fn max(self, other: Limits) -> Limits {
+        let best = |a: Limit, b: Limit| {
+            if b.bytes_per_sec > a.bytes_per_sec {
+                b
+            } else {
+                a
+            }
+        };
+        Limits(
+            self.0
+                .into_iter()
+                .map(|(limit, serial)| {
+                    match other.0.iter().find(|(l, _)| l.backend == limit.backend) {
+                        Some(&(l, s)) => (best(limit, l), best(serial, s)),
+                        None => (limit, serial),
+                    }
+                })
+                .collect(),
+        )
+    }
+
+    fn get(&self, backend: Backend, bound: Bound) -> Option<Limit> {
+        let &(limit, serial) = self.0.iter().find(|(l, _)| l.backend == backend)?;
+        match bound {
+            Bound::Limit => Some(limit),
+            Bound::Latency => Some(serial),
+            Bound::None => None,
+        }
+    }
+
+    pub fn print(&self) {
+        println!(
+            "\nAES limit of this core (AES-128 equivalent: independent chains of rounds at each backend's width; latency: one chain)"
+        );
+        println!(
+            "{:<12} {:>11} {:>14} {:>15}",
+            "backend", "limit GB/s", "chains×blocks", "latency GB/s"
+        );
+        for (limit, serial) in &self.0 {
+            println!(
+                "{:<12} {:>11.2} {:>14} {:>15.2}",
+                limit.backend.name(),
+                limit.gb_per_sec(),
+                format!("{}×{}", limit.chains, limit.lanes),
+                serial.gb_per_sec()
+            );
+        }
+    }
+}
+
+fn read_json(group: &str, id: &str, file: &str) -> Option<serde_json::Value> {
+    let path = output_dir().join(group).join(id).join("new").join(file);
+    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
 }
 
 fn median_ns(group: &str, id: &str) -> Option<f64> {
-    let path = output_dir()
-        .join(group)
-        .join(id)
-        .join("new")
-        .join("estimates.json");
-    let text = std::fs::read_to_string(path).ok()?;
-    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-    json["median"]["point_estimate"].as_f64()
+    read_json(group, id, "estimates.json")?["median"]["point_estimate"].as_f64()
 }
 
-/// Prints `group | id | median | GB/s | × baseline` for every row that ran.
-pub fn print_summary(title: &str, rows: &[Row]) {
+/// The time per iteration of criterion's fastest sample: on a shared
+/// machine, the figure other processes disturbed least.
+fn fastest_ns(group: &str, id: &str) -> Option<f64> {
+    let sample = read_json(group, id, "sample.json")?;
+    let iters = sample["iters"].as_array()?;
+    let times = sample["times"].as_array()?;
+    iters
+        .iter()
+        .zip(times)
+        .filter_map(|(n, t)| Some(t.as_f64()? / n.as_f64()?))
+        .min_by(f64::total_cmp)
+}
+
+/// Prints `group | id | median | GB/s | × baseline | share of the bound`
+/// for every row that ran; the share is of the AES limit of the id's
+/// backend, or of its latency bound where marked "serial", for the median
+/// and for criterion's fastest sample.
+pub fn print_summary(title: &str, rows: &[Row], limits: &Limits) {
+    limits.print();
     println!("\n{title}");
     println!(
-        "{:<34} {:<12} {:>12} {:>9} {:>12}",
-        "benchmark", "impl", "median", "GB/s", "vs baseline"
+        "{:<34} {:<15} {:>12} {:>9} {:>12} {:>16} {:>8}",
+        "benchmark", "impl", "median", "GB/s", "vs baseline", "of AES limit", "fastest"
     );
     for row in rows {
         let Some(base) = median_ns(&row.group, row.baseline) else {
@@ -66,13 +165,33 @@ pub fn print_summary(title: &str, rows: &[Row]) {
             } else {
                 format!("{ns:.1} ns")
             };
+            let backend = row.backend.or_else(|| match id.as_str() {
+                "rustcrypto" => Some(Backend::Soft),
+                name => name.parse().ok(),
+            });
+            let limit = backend.and_then(|b| limits.get(b, (row.bound)(id)));
+            let share = limit.map_or(String::new(), |limit| {
+                let serial = if (row.bound)(id) == Bound::Latency {
+                    " serial"
+                } else {
+                    ""
+                };
+                format!("{:.1}%{serial}", limit.share(gbps * 1e9) * 100.0)
+            });
+            let fastest = limit
+                .zip(fastest_ns(&row.group, id))
+                .map_or(String::new(), |(limit, ns)| {
+                    format!("{:.1}%", limit.share(row.bytes as f64 / ns * 1e9) * 100.0)
+                });
             println!(
-                "{:<34} {:<12} {:>12} {:>9.2} {:>11.2}×",
+                "{:<34} {:<15} {:>12} {:>9.2} {:>11.2}× {:>16} {:>8}",
                 row.group,
                 id,
                 median,
                 gbps,
-                base / ns
+                base / ns,
+                share,
+                fastest
             );
         }
     }

@@ -38,6 +38,7 @@
 mod backend;
 mod backends;
 mod crc;
+mod limit;
 mod multibuffer;
 mod rustcrypto;
 mod schedule;
@@ -47,6 +48,7 @@ use std::fmt;
 pub use backend::{BACKEND_ENV, Backend};
 use backends::Engine;
 use crc::CrcRequest;
+pub use limit::{Limit, aes_latency_bound, aes_limit};
 
 use crate::Error;
 

@@ -44,6 +44,14 @@ mod x86_vaes512;
 )]
 pub(crate) mod aarch64;
 
+// The AES-limit microbenchmark (`kernel::limit`): rounds on registers only.
+#[cfg(all(target_arch = "aarch64", not(miri)))]
+#[allow(unsafe_code, reason = "ARMv8 Crypto Extension intrinsics on registers")]
+pub(crate) mod limit_aarch64;
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+#[allow(unsafe_code, reason = "AES-NI and VAES intrinsics on registers")]
+pub(crate) mod limit_x86;
+
 use super::schedule::RoundKeys;
 use super::{Backend, InOut, Job};
 

@@ -1,7 +1,10 @@
 //! `aria-crypt bench`: whole-page throughput of every AES backend this CPU
-//! has, on one core and on all of them.
+//! has, on one core and on all of them, beside the AES limit of the core
+//! (`kernel::aes_limit`) measured in the same run. Only pages that were
+//! encrypted or decrypted without error count; failures are reported.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
@@ -9,7 +12,7 @@ use serde_json::json;
 
 use super::Ctx;
 use crate::aria::{CryptData, PageFile, TableCipher, TableGeometry};
-use crate::kernel::{Backend, Mode};
+use crate::kernel::{Backend, Limit, Mode, aes_latency_bound, aes_limit};
 use crate::keys::DebugKeyProvider;
 use crate::tool::cli::BenchArgs;
 use crate::tool::outcome::{Status, ToolError};
@@ -30,32 +33,55 @@ fn generate(pages: usize, bs: usize) -> Vec<u8> {
         }
         page[..7].copy_from_slice(&(n as u64).to_le_bytes()[..7]);
         page[7] = 1; // head page
+        // Key version 0: a plaintext page, as the server hands it over
+        // (any other value is refused as "already encrypted").
+        page[12..16].fill(0);
     }
     buf
 }
 
-type Work<'a> = &'a (dyn Fn(u32, &mut [u8]) + Sync);
+/// Encrypts or decrypts one batch of pages (the first numbered as given)
+/// and returns how many of them failed.
+type Work<'a> = &'a (dyn Fn(u32, &mut [u8]) -> u64 + Sync);
 
-/// One pass of `work` over every batch of `buf`.
-fn pass(buf: &mut [u8], bs: usize, parallel: bool, work: Work<'_>) -> Duration {
-    let chunk = BATCH_PAGES * bs;
-    let start = Instant::now();
-    if parallel {
-        buf.par_chunks_mut(chunk)
-            .enumerate()
-            .for_each(|(i, c)| work((i * BATCH_PAGES + 1) as u32, c));
-    } else {
-        buf.chunks_mut(chunk)
-            .enumerate()
-            .for_each(|(i, c)| work((i * BATCH_PAGES + 1) as u32, c));
-    }
-    start.elapsed()
+/// Pages done and pages failed by one kind of work, over all passes.
+#[derive(Default)]
+struct Count {
+    time: Duration,
+    pages: u64,
+    failed: u64,
 }
 
-/// Pages per second of encryption and of decryption, alternating passes
-/// so that each one works on what the server would hand it: encryption on
-/// plaintext pages, decryption on valid encrypted ones. `buf` starts and
-/// ends as plaintext.
+impl Count {
+    /// Pages per second that succeeded.
+    fn rate(&self) -> f64 {
+        (self.pages - self.failed) as f64 / self.time.as_secs_f64().max(1e-9)
+    }
+}
+
+/// One pass of `work` over every batch of `buf`.
+fn pass(buf: &mut [u8], bs: usize, parallel: bool, work: Work<'_>, count: &mut Count) {
+    let chunk = BATCH_PAGES * bs;
+    let failed = AtomicU64::new(0);
+    let batch = |(i, c): (usize, &mut [u8])| {
+        let n = work((i * BATCH_PAGES + 1) as u32, c);
+        failed.fetch_add(n, Ordering::Relaxed);
+    };
+    let start = Instant::now();
+    if parallel {
+        buf.par_chunks_mut(chunk).enumerate().for_each(batch);
+    } else {
+        buf.chunks_mut(chunk).enumerate().for_each(batch);
+    }
+    count.time += start.elapsed();
+    count.pages += (buf.len() / bs) as u64;
+    count.failed += failed.into_inner();
+}
+
+/// Encryption and decryption counts, alternating passes so that each one
+/// works on what the server would hand it: encryption on plaintext pages,
+/// decryption on valid encrypted ones. `buf` starts and ends as plaintext
+/// (if every page succeeds).
 fn rates(
     buf: &mut [u8],
     bs: usize,
@@ -63,16 +89,18 @@ fn rates(
     parallel: bool,
     encrypt: Work<'_>,
     decrypt: Work<'_>,
-) -> (f64, f64) {
-    let pages = (buf.len() / bs) as f64;
-    let (mut enc, mut dec, mut passes) = (Duration::ZERO, Duration::ZERO, 0u32);
-    while passes == 0 || (enc + dec).as_secs_f64() < seconds {
-        enc += pass(buf, bs, parallel, encrypt);
-        dec += pass(buf, bs, parallel, decrypt);
-        passes += 1;
+) -> (Count, Count) {
+    let (mut enc, mut dec) = (Count::default(), Count::default());
+    while enc.pages == 0 || (enc.time + dec.time).as_secs_f64() < seconds {
+        pass(buf, bs, parallel, encrypt, &mut enc);
+        pass(buf, bs, parallel, decrypt, &mut dec);
     }
-    let per_sec = |d: Duration| pages * f64::from(passes) / d.as_secs_f64().max(1e-9);
-    (per_sec(enc), per_sec(dec))
+    (enc, dec)
+}
+
+/// A share of a bound as text: "93.5%", or "-" without a bound.
+fn percent(share: Option<f64>) -> String {
+    share.map_or_else(|| "-".to_string(), |s| format!("{:.1}%", s * 100.0))
 }
 
 /// Runs the command.
@@ -106,17 +134,55 @@ pub fn run(ctx: Ctx, args: &BenchArgs) -> Status {
     let threads = rayon::current_num_threads();
     let mut plain = generate(args.pages as usize, bs);
     let mut rows = Vec::new();
+    let limits: Vec<(Backend, Option<Limit>, Option<Limit>)> = Backend::supported()
+        .iter()
+        .map(|&b| (b, aes_limit(b), aes_latency_bound(b)))
+        .collect();
     if !ctx.json {
+        out(
+            "AES limit of this core, one thread (AES-128 equivalent: independent chains of AES rounds at the backend's width; latency: one chain)",
+        );
+        out(format!(
+            "{:<9} {:>11} {:>13}",
+            "backend", "limit MB/s", "latency MB/s"
+        ));
+        for (backend, limit, serial) in &limits {
+            let mb = |l: &Option<Limit>| {
+                l.map_or_else(|| "-".into(), |l| format!("{:.0}", l.bytes_per_sec / 1e6))
+            };
+            out(format!(
+                "{:<9} {:>11} {:>13}",
+                backend.name(),
+                mb(limit),
+                mb(serial)
+            ));
+        }
         out(format!(
             "Whole {bs}-byte pages (checksum + encrypt + stamp; decrypt + verify), {} pages, active backend: {active}",
             args.pages
         ));
+        out(
+            "Shares are of the one-thread AES limit (CTR, CBC decryption, and CBC encryption of many pages at once), in bytes of whole pages",
+        );
         out(format!(
-            "{:<9} {:<4} {:>8} {:>14} {:>10} {:>14} {:>10}",
-            "backend", "mode", "threads", "encrypt pg/s", "MB/s", "decrypt pg/s", "MB/s"
+            "{:<9} {:<4} {:>8} {:>14} {:>10} {:>7} {:>14} {:>10} {:>7}",
+            "backend",
+            "mode",
+            "threads",
+            "encrypt pg/s",
+            "MB/s",
+            "share",
+            "decrypt pg/s",
+            "MB/s",
+            "share"
         ));
     }
+    let mut failures = 0u64;
     for &backend in Backend::supported() {
+        let limit = limits
+            .iter()
+            .find(|(b, ..)| *b == backend)
+            .and_then(|(_, limit, _)| *limit);
         for mode in [Mode::Cbc, Mode::Ctr] {
             let cipher = match TableCipher::new(geometry, crypt, 1, mode, provider.clone())
                 .with_backend(backend)
@@ -127,19 +193,21 @@ pub fn run(ctx: Ctx, args: &BenchArgs) -> Status {
                     continue;
                 }
             };
+            let failed =
+                |results: Vec<Result<_, _>>| results.iter().filter(|r| r.is_err()).count() as u64;
             let encrypt = |first: u32, c: &mut [u8]| {
                 let mut pages = page_refs(first, c, bs);
-                let _ = cipher.encrypt_pages(PageFile::Data, &mut pages);
+                failed(cipher.encrypt_pages(PageFile::Data, &mut pages))
             };
             let decrypt = |first: u32, c: &mut [u8]| {
                 let mut pages = page_refs(first, c, bs);
-                let _ = cipher.decrypt_pages(PageFile::Data, &mut pages);
+                failed(cipher.decrypt_pages(PageFile::Data, &mut pages))
             };
             for (parallel, n) in [(false, 1usize), (true, threads)] {
                 if parallel && threads == 1 {
                     continue;
                 }
-                let (enc, dec) = rates(
+                let (enc_count, dec_count) = rates(
                     &mut plain,
                     bs,
                     args.seconds / 2.0,
@@ -147,17 +215,33 @@ pub fn run(ctx: Ctx, args: &BenchArgs) -> Status {
                     &encrypt,
                     &decrypt,
                 );
+                let (enc, dec) = (enc_count.rate(), dec_count.rate());
                 let mb = |pps: f64| pps * bs as f64 / 1e6;
+                // A thread's share of one core's limit; with more threads
+                // the machine's cores set the bound, not one core's.
+                let share = |pps: f64| limit.filter(|_| n == 1).map(|l| l.share(pps * bs as f64));
+                let (enc_failed, dec_failed) = (enc_count.failed, dec_count.failed);
+                for (what, count) in [("encrypted", &enc_count), ("decrypted", &dec_count)] {
+                    if count.failed > 0 {
+                        failures += count.failed;
+                        report.error(&ToolError::input(format!(
+                            "{backend} {mode}, {n} thread(s): {} of {} pages could not be {what}; they are not counted",
+                            count.failed, count.pages
+                        )));
+                    }
+                }
                 if !ctx.json {
                     out(format!(
-                        "{:<9} {:<4} {:>8} {:>14.0} {:>10.0} {:>14.0} {:>10.0}{}",
+                        "{:<9} {:<4} {:>8} {:>14.0} {:>10.0} {:>7} {:>14.0} {:>10.0} {:>7}{}",
                         backend.name(),
                         mode.name(),
                         n,
                         enc,
                         mb(enc),
+                        percent(share(enc)),
                         dec,
                         mb(dec),
+                        percent(share(dec)),
                         if backend == active { "  (active)" } else { "" }
                     ));
                 }
@@ -168,8 +252,12 @@ pub fn run(ctx: Ctx, args: &BenchArgs) -> Status {
                     "threads": n,
                     "encrypt_pages_per_sec": enc.round(),
                     "encrypt_mb_per_sec": mb(enc).round(),
+                    "encrypt_share_of_limit": share(enc),
+                    "encrypt_failed_pages": enc_failed,
                     "decrypt_pages_per_sec": dec.round(),
                     "decrypt_mb_per_sec": mb(dec).round(),
+                    "decrypt_share_of_limit": share(dec),
+                    "decrypt_failed_pages": dec_failed,
                 }));
             }
         }
@@ -187,6 +275,24 @@ pub fn run(ctx: Ctx, args: &BenchArgs) -> Status {
         ),
     );
     report.set("threads", json!(threads));
+    report.set(
+        "aes_limit",
+        serde_json::Value::Array(
+            limits
+                .iter()
+                .map(|(backend, limit, serial)| {
+                    json!({
+                        "backend": backend.name(),
+                        "bytes_per_sec": limit.map(|l| l.bytes_per_sec.round()),
+                        "chains": limit.map(|l| l.chains),
+                        "blocks_per_instruction": limit.map(|l| l.lanes),
+                        "latency_bound_bytes_per_sec": serial.map(|l| l.bytes_per_sec.round()),
+                    })
+                })
+                .collect(),
+        ),
+    );
+    report.set("failed_pages", json!(failures));
     report.set("results", serde_json::Value::Array(rows));
     report.finish()
 }

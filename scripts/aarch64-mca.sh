@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# A performance model of the ARMv8 backend's hot loops (no aarch64 hardware
+# needed): builds the library for aarch64 in release mode with `--emit asm`,
+# extracts the hot loop of CBC decryption, CTR and multi-buffer CBC
+# encryption, and has llvm-mca-22 schedule each one for several cores,
+# beside the same tool's figure for a loop of independent AESE+AESMC pairs
+# (the modelled AES limit of that core, from `kernel::aes_limit`'s own
+# aarch64 code).
+#
+#   scripts/aarch64-mca.sh            build, extract, model, print the table
+#   NO_BUILD=1 scripts/aarch64-mca.sh use the assembly of the last build
+#
+# Environment: CPUS (default "neoverse-n1 neoverse-v1 apple-a14"),
+# ITERATIONS (llvm-mca iterations, default 300), KEEP (a directory to keep
+# the extracted loops and llvm-mca's reports in), and the patterns below.
+#
+# How loops are found, so that a rewrite of the kernel keeps working: the
+# assembly is split into functions by symbol (v0 mangling, demangled with
+# llvm-cxxfilt-22); a function belongs to a path when its name matches the
+# path's pattern (CBC_DECRYPT, CTR, MULTI: extended regular expressions)
+# and is kernel code that is not the software backend or the limit
+# benchmark. Where some matching functions carry the AES-128 round count
+# as a const generic (`::<10>`, `<.., 10>`), only those count. A loop is a
+# backward branch to a label of the same function; the hot loop is the one
+# with the most AES round instructions (AESE/AESD), the innermost of equals.
+# Blocks per iteration are its AES round instructions / 10 (AES-128).
+# The table names each function and loop size, to be checked by eye.
+# Requires the packages of ../shared/notes/aarch64.md (Debian's rustc-web
+# with the arm64 standard library, gcc-aarch64-linux-gnu, llvm-22).
+set -euo pipefail
+
+ROOT=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
+CPUS=${CPUS:-"neoverse-n1 neoverse-v1 apple-a14"}
+ITERATIONS=${ITERATIONS:-300}
+CBC_DECRYPT=${CBC_DECRYPT:-'cbc_decrypt'}
+CTR=${CTR:-'(^|[^a-z_])ctr'}
+MULTI=${MULTI:-'multi'}
+TARGET=aarch64-unknown-linux-gnu
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target/aarch64-mca}
+
+for tool in llvm-mca-22 llvm-cxxfilt-22 python3; do
+    command -v "$tool" >/dev/null || {
+        echo "aarch64-mca: $tool not found (see ../shared/notes/aarch64.md)" >&2
+        exit 2
+    }
+done
+
+if [[ -z ${NO_BUILD:-} ]]; then
+    [[ -x /usr/bin/rustc ]] || {
+        echo "aarch64-mca: Debian's /usr/bin/rustc (rustc-web) not found" >&2
+        exit 2
+    }
+    echo "aarch64-mca: building the library for $TARGET (release, --emit asm)" >&2
+    # The library only, as engine crates build it; v0 symbol names keep
+    # generic arguments (the round count) visible.
+    (cd "$ROOT" && RUSTC=/usr/bin/rustc \
+        CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
+        cargo rustc --release --target "$TARGET" --lib --no-default-features \
+        -- --emit asm -C symbol-mangling-version=v0) >&2
+fi
+ASM=$(ls -t "$CARGO_TARGET_DIR/$TARGET"/release/deps/mariadb_aria_crypt-*.s 2>/dev/null | head -1)
+[[ -n $ASM ]] || {
+    echo "aarch64-mca: no assembly under $CARGO_TARGET_DIR (run without NO_BUILD)" >&2
+    exit 2
+}
+
+if [[ -n ${KEEP:-} ]]; then
+    WORK=$KEEP
+    mkdir -p "$WORK"
+else
+    WORK=$(mktemp -d)
+    trap 'rm -rf "$WORK"' EXIT
+fi
+
+python3 - "$ASM" "$WORK" "$ITERATIONS" "$CBC_DECRYPT" "$CTR" "$MULTI" $CPUS <<'EOF'
+import re
+import subprocess
+import sys
+
+asm, work, iterations, cbc_decrypt, ctr, multi, *cpus = sys.argv[1:]
+ROUNDS = 10  # AES-128
+AES = re.compile(r"\s+aes[ed]\s")
+INSN = re.compile(r"^\s+[a-z]")
+BRANCH = re.compile(r"^\s+(?:b(?:\.\w+)?|cbn?z|tbn?z)\s+(?:.*,\s*)?(\.LBB\w+)\s*$")
+LABEL = re.compile(r"^(\.LBB\w+):")
+
+# Functions: (mangled, lines), ended by .Lfunc_end.
+functions, current = [], None
+for line in open(asm):
+    line = line.rstrip("\n")
+    m = re.match(r"^(_R\w+|_ZN\S+):\s*$", line)
+    if m:
+        current = (m.group(1), [])
+        functions.append(current)
+    elif current is not None:
+        if line.startswith(".Lfunc_end"):
+            current = None
+        else:
+            current[1].append(line)
+demangled = subprocess.run(
+    ["llvm-cxxfilt-22"], input="\n".join(f[0] for f in functions),
+    capture_output=True, text=True, check=True,
+).stdout.splitlines()
+
+
+def loops(lines):
+    """(instructions, AES round count) of every backward branch's loop."""
+    labels = {}
+    for i, line in enumerate(lines):
+        m = LABEL.match(line)
+        if m:
+            labels[m.group(1)] = i
+    for i, line in enumerate(lines):
+        m = BRANCH.match(line)
+        if m and labels.get(m.group(1), i) < i:
+            body = [
+                l.split("//")[0].rstrip()
+                for l in lines[labels[m.group(1)] : i + 1]
+                if INSN.match(l)
+            ]
+            yield body, sum(1 for l in body if AES.match(l))
+
+
+def hot_loop(pattern, kernel_only=True):
+    """The hot loop of the functions whose demangled name matches."""
+    named = [
+        (name, lines)
+        for name, (_, lines) in zip(demangled, functions)
+        if re.search(pattern, name)
+        and (not kernel_only or (
+            name.startswith("mariadb_aria_crypt::kernel")
+            and not re.search(r"soft|Soft|limit", name)))
+    ]
+    aes128 = [f for f in named if re.search(r"[<, ]10(usize)?[>,]", f[0])]
+    best = None
+    for name, lines in aes128 or named:
+        for body, aes in loops(lines):
+            key = (aes, -len(body))
+            if aes and (best is None or key > best[0]):
+                best = (key, name, body, aes)
+    return best
+
+
+def limit_loops():
+    """The limit benchmark's chains (N > 1) where the compiler unrolled a
+    whole block's rounds into one loop: N × 10 AESE."""
+    for name, (_, lines) in zip(demangled, functions):
+        m = re.search(r"limit_aarch64::neon::<(\d+)", name)
+        if m and int(m.group(1)) > 1:
+            for body, aes in loops(lines):
+                if aes == int(m.group(1)) * ROUNDS:
+                    yield name, body, aes
+                    break
+
+
+def mca(cpu, body, tag):
+    path = f"{work}/{tag}.s"
+    with open(path, "w") as f:
+        f.write("\n".join(body) + "\n")
+    out = subprocess.run(
+        ["llvm-mca-22", "-mtriple=aarch64-linux-gnu", f"-mcpu={cpu}",
+         f"-iterations={iterations}", path],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    with open(f"{work}/{tag}.{cpu}.mca.txt", "w") as f:
+        f.write(out)
+    cycles = int(re.search(r"Total Cycles:\s+(\d+)", out).group(1))
+    return cycles / int(iterations)
+
+
+paths = [("CBC decrypt", cbc_decrypt), ("CTR", ctr), ("multi-buffer CBC encrypt", multi)]
+found = []
+for label, pattern in paths:
+    hot = hot_loop(pattern)
+    if hot is None:
+        print(f"aarch64-mca: no loop with AES instructions in functions matching /{pattern}/", file=sys.stderr)
+        continue
+    _, name, body, aes = hot
+    found.append((label, name, body, aes))
+limits = list(limit_loops())
+if not limits:
+    sys.exit("aarch64-mca: the limit benchmark's loops (limit_aarch64::neon) are missing")
+
+print("Hot loops (AES-128), from", asm.split("/")[-1])
+for label, name, body, aes in found:
+    print(f"  {label:<26} {name}: {len(body)} instructions, {aes} AES rounds = {aes / ROUNDS:g} blocks per iteration")
+print(f"  {'limit':<26} limit_aarch64::neon::<N>: N independent chains of 9 AESE+AESMC, AESE, EOR;"
+      f" N = {', '.join(str(a // ROUNDS) for _, _, a in limits)} (fully unrolled ones), the best per core")
+print(f"\nllvm-mca-22 cycles per 16-byte block (AES-128), and share of the modelled AES limit")
+head = f"{'core':<13} {'limit (N)':>14}"
+for label, *_ in found:
+    head += f" {label:>26}"
+print(head)
+for cpu in cpus:
+    limit, chains = min(
+        (mca(cpu, body, re.sub(r"\W+", "_", name)) / (aes / ROUNDS), aes // ROUNDS)
+        for name, body, aes in limits
+    )
+    row = f"{cpu:<13} {f'{limit:.3f} ({chains})':>14}"
+    for label, name, body, aes in found:
+        cpb = mca(cpu, body, re.sub(r"\W+", "_", label)) / (aes / ROUNDS)
+        row += f" {f'{cpb:.3f} ({limit / cpb:.0%})':>26}"
+    print(row)
+EOF
