@@ -32,23 +32,25 @@
 //! let mut hasher = crc32fast::Hasher::new_with_initial(5);
 //! hasher.update(&[42u8; 8172]);
 //! assert_eq!(jobs[0].crc(), Some(hasher.finalize()));
-//! # Ok::<(), mariadb_aria_crypt::Error>(())
+//! # Ok::<(), mariadb_aria_crypt::kernel::Error>(())
 //! ```
 
-mod backend;
 mod backends;
 mod crc;
-mod multibuffer;
+mod error;
+mod inout;
+mod key_schedule;
+mod lanes;
 mod rustcrypto;
-mod schedule;
+mod select;
 
 use std::fmt;
 
-pub use backend::{BACKEND_ENV, Backend};
 use backends::Engine;
 use crc::CrcRequest;
-
-use crate::Error;
+pub use error::Error;
+use inout::InOut;
+pub use select::{BACKEND_ENV, Backend};
 
 /// AES block size in bytes.
 pub const BLOCK: usize = 16;
@@ -90,85 +92,6 @@ impl std::str::FromStr for Mode {
             "cbc" | "aes_cbc" => Ok(Mode::Cbc),
             "ctr" | "aes_ctr" => Ok(Mode::Ctr),
             _ => Err(Error::UnknownMode(s.to_string())),
-        }
-    }
-}
-
-/// A buffer processed in place, or copied from a source while processed.
-/// Invariant: `src`, when present, has the length of `dst`.
-pub(crate) struct InOut<'a> {
-    src: Option<&'a [u8]>,
-    dst: &'a mut [u8],
-}
-
-impl<'a> InOut<'a> {
-    fn in_place(buf: &'a mut [u8]) -> Self {
-        InOut {
-            src: None,
-            dst: buf,
-        }
-    }
-
-    fn buf_to_buf(src: &'a [u8], dst: &'a mut [u8]) -> Result<Self, Error> {
-        if src.len() != dst.len() {
-            return Err(Error::LengthMismatch {
-                src: src.len(),
-                dst: dst.len(),
-            });
-        }
-        Ok(InOut {
-            src: Some(src),
-            dst,
-        })
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.dst.len()
-    }
-
-    /// Source and destination pointers for the backends, valid for
-    /// `self.len()` bytes, equal (in place) or disjoint. Both come from one
-    /// mutable borrow of `dst`: in place, a source pointer taken from a
-    /// shared borrow would lose its right to read once the destination
-    /// pointer is made or written through.
-    pub(crate) fn ptrs(&mut self) -> (*const u8, *mut u8) {
-        let dst = self.dst.as_mut_ptr();
-        let src = match self.src {
-            Some(src) => src.as_ptr(),
-            None => dst.cast_const(),
-        };
-        (src, dst)
-    }
-
-    /// The bytes to be read: the source, or the buffer itself in place.
-    pub(crate) fn input(&self) -> &[u8] {
-        match self.src {
-            Some(src) => src,
-            None => self.dst,
-        }
-    }
-
-    /// The same buffer cut to its first `len` bytes (`len <= self.len()`).
-    fn prefix(&mut self, len: usize) -> InOut<'_> {
-        InOut {
-            src: self.src.map(|src| &src[..len]),
-            dst: &mut self.dst[..len],
-        }
-    }
-
-    /// `dst[from..] = src[from..] ^ mask[..]` for the bytes past `from`.
-    fn xor_tail(&mut self, from: usize, mask: &[u8; BLOCK]) {
-        match self.src {
-            Some(src) => {
-                for ((d, s), m) in self.dst[from..].iter_mut().zip(&src[from..]).zip(mask) {
-                    *d = s ^ m;
-                }
-            }
-            None => {
-                for (d, m) in self.dst[from..].iter_mut().zip(mask) {
-                    *d ^= m;
-                }
-            }
         }
     }
 }
@@ -257,7 +180,7 @@ impl<'a> Job<'a> {
 
     /// The output buffer.
     pub fn output(&self) -> &[u8] {
-        self.io.dst
+        self.io.output()
     }
 }
 
@@ -265,7 +188,7 @@ impl fmt::Debug for Job<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Job")
             .field("len", &self.len())
-            .field("in_place", &self.io.src.is_none())
+            .field("in_place", &self.io.is_in_place())
             .field("crc", &self.crc.map(|crc| crc.value))
             .finish_non_exhaustive()
     }
@@ -447,8 +370,7 @@ impl Aes {
         match mode {
             Mode::Cbc => {
                 for job in jobs.iter_mut() {
-                    let full = job.io.len() & !(BLOCK - 1);
-                    self.engine.cbc_decrypt(&job.iv, job.io.prefix(full));
+                    self.engine.cbc_decrypt(&job.iv, job.io.whole_blocks());
                 }
                 self.cbc_tails(jobs);
             }
@@ -461,8 +383,7 @@ impl Aes {
     fn encrypt_io(&self, mode: Mode, iv: &[u8; BLOCK], mut io: InOut<'_>) {
         match mode {
             Mode::Cbc => {
-                let full = io.len() & !(BLOCK - 1);
-                self.engine.cbc_encrypt(iv, io.prefix(full));
+                self.engine.cbc_encrypt(iv, io.whole_blocks());
                 self.cbc_tail(iv, &mut io);
             }
             Mode::Ctr => self.ctr(iv, &mut io),
@@ -472,8 +393,7 @@ impl Aes {
     fn decrypt_io(&self, mode: Mode, iv: &[u8; BLOCK], mut io: InOut<'_>) {
         match mode {
             Mode::Cbc => {
-                let full = io.len() & !(BLOCK - 1);
-                self.engine.cbc_decrypt(iv, io.prefix(full));
+                self.engine.cbc_decrypt(iv, io.whole_blocks());
                 self.cbc_tail(iv, &mut io);
             }
             Mode::Ctr => self.ctr(iv, &mut io),
@@ -524,7 +444,7 @@ impl Aes {
 
     fn ctr(&self, counter: &[u8; BLOCK], io: &mut InOut<'_>) {
         let full = io.len() & !(BLOCK - 1);
-        self.engine.ctr(counter, io.prefix(full));
+        self.engine.ctr(counter, io.slice(0, full));
         if full != io.len() {
             let blocks = (full / BLOCK) as u128;
             let mut keystream = u128::from_be_bytes(*counter)

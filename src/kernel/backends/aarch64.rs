@@ -14,8 +14,8 @@
 
 use core::arch::aarch64::*;
 
-use crate::kernel::multibuffer::{Scheduler, Scratch};
-use crate::kernel::schedule::{MAX_ROUND_KEYS, RoundKeys};
+use crate::kernel::key_schedule::{MAX_ROUND_KEYS, RoundKeys};
+use crate::kernel::lanes::{Lanes, Scratch};
 use crate::kernel::{InOut, Job};
 
 /// Blocks processed per iteration of the parallel modes.
@@ -27,19 +27,40 @@ const STAGGER: usize = 1;
 
 // `AT_HWCAP` on Linux and Android (AES and PMULL), `true` on Apple silicon,
 // `false` on other systems unless the build already targets the feature.
-cpufeatures::new!(cpuid_aes, "aes");
 
 /// Proof that the ARMv8 AES instructions (`AESE`, `AESD`, `AESMC`,
 /// `AESIMC`) are available.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Armv8Token(());
 
+/// The CPU's features. Made only by [`Features::read`], which
+/// `select::detection` runs once and caches; the token is minted from it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Features {
+    aes: bool,
+}
+
+impl Features {
+    /// Runs detection. Only `select::detection` calls it.
+    pub(crate) fn read() -> Features {
+        Features {
+            aes: cpuid_aes::get(),
+        }
+    }
+
+    pub(crate) fn armv8(self) -> Option<Armv8Token> {
+        self.aes.then_some(Armv8Token(()))
+    }
+}
+
+cpufeatures::new!(cpuid_aes, "aes");
+
 impl Armv8Token {
     /// `Some` on CPUs with the Cryptography Extensions; `None` otherwise
     /// (a Cortex-A72 without them, for example), and then no AES
-    /// instruction ever runs. Detection runs once and is cached.
+    /// instruction ever runs. Reads the detection cache.
     pub(crate) fn detect() -> Option<Self> {
-        cpuid_aes::get().then_some(Self(()))
+        crate::kernel::select::detection().aarch64.armv8()
     }
 }
 
@@ -453,7 +474,7 @@ unsafe fn ctr_group<const NR: usize, const N: usize>(
 pub(super) fn cbc_encrypt_multi(token: Armv8Token, keys: &RoundKeys, jobs: &mut [Job<'_>]) {
     let _ = token;
     let mut scratch = Scratch::new();
-    let mut sched = Scheduler::new(jobs, LANES, STAGGER, &mut scratch);
+    let mut sched = Lanes::new(jobs, LANES, STAGGER, &mut scratch);
     // SAFETY: the token proves the AES extension is available.
     unsafe { by_rounds!(keys, cbc_multi(&keys.enc, &mut sched)) }
 }
@@ -466,7 +487,7 @@ pub(super) fn cbc_encrypt_multi(token: Armv8Token, keys: &RoundKeys, jobs: &mut 
 #[target_feature(enable = "aes,neon")]
 unsafe fn cbc_multi<const NR: usize>(
     k: &[[u8; 16]; MAX_ROUND_KEYS],
-    sched: &mut Scheduler<'_, '_, '_, false>,
+    sched: &mut Lanes<'_, '_, '_, false>,
 ) {
     let k = load_keys(k);
     // SAFETY: each chain is a 16-byte array.
@@ -479,13 +500,13 @@ unsafe fn cbc_multi<const NR: usize>(
         }
         for step in 0..steps {
             let mut x: [uint8x16_t; LANES] = core::array::from_fn(|l| {
-                // SAFETY: the `Scheduler` guarantees a readable block for
+                // SAFETY: the `Lanes` guarantees a readable block for
                 // every lane and step of the run.
                 veorq_u8(unsafe { load(sched.src_at(l, step)) }, chain[l])
             });
             encrypt_par!(NR, &k, &mut x);
             for (l, c) in x.iter().enumerate() {
-                // SAFETY: the `Scheduler` guarantees a writable block for
+                // SAFETY: the `Lanes` guarantees a writable block for
                 // every lane and step, disjoint between lanes; a lane's
                 // block is read above before it is written here.
                 unsafe { store(sched.dst_at(l, step), *c) };

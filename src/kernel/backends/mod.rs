@@ -44,12 +44,12 @@ mod x86_vaes512;
 )]
 pub(crate) mod aarch64;
 
-use super::schedule::RoundKeys;
+use super::key_schedule::RoundKeys;
 use super::{Backend, InOut, Job};
 
 /// A key schedule together with the backend that runs it.
 pub(crate) enum Engine {
-    Soft(soft::Keys),
+    Soft(soft::Ciphers),
     #[cfg(target_arch = "x86_64")]
     AesNi(RoundKeys, x86::AesNiToken),
     #[cfg(target_arch = "x86_64")]
@@ -82,7 +82,7 @@ impl Engine {
     /// it or the key length is not 16, 24 or 32.
     pub(crate) fn new(backend: Backend, key: &[u8]) -> Option<Engine> {
         match backend {
-            Backend::Soft => soft::Keys::new(key).map(Engine::Soft),
+            Backend::Soft => soft::Ciphers::new(key).map(Engine::Soft),
             #[cfg(target_arch = "x86_64")]
             Backend::AesNi => {
                 let token = x86::AesNiToken::detect()?;

@@ -18,24 +18,24 @@ use aes::cipher::{
 };
 use aes::{Aes128, Aes192, Aes256};
 
-use crate::kernel::multibuffer::{self, Scheduler, Scratch};
+use crate::kernel::lanes::{self, Lanes, Scratch};
 use crate::kernel::{InOut, Job};
 
 type Block = Array<u8, U16>;
 
 /// RustCrypto key schedules; they wipe themselves on drop (`aes/zeroize`).
-pub(crate) enum Keys {
+pub(crate) enum Ciphers {
     Aes128(Aes128),
     Aes192(Aes192),
     Aes256(Aes256),
 }
 
-impl Keys {
-    pub(crate) fn new(key: &[u8]) -> Option<Keys> {
+impl Ciphers {
+    pub(crate) fn new(key: &[u8]) -> Option<Ciphers> {
         Some(match key.len() {
-            16 => Keys::Aes128(Aes128::new_from_slice(key).ok()?),
-            24 => Keys::Aes192(Aes192::new_from_slice(key).ok()?),
-            32 => Keys::Aes256(Aes256::new_from_slice(key).ok()?),
+            16 => Ciphers::Aes128(Aes128::new_from_slice(key).ok()?),
+            24 => Ciphers::Aes192(Aes192::new_from_slice(key).ok()?),
+            32 => Ciphers::Aes256(Aes256::new_from_slice(key).ok()?),
             _ => return None,
         })
     }
@@ -45,31 +45,30 @@ impl Keys {
 macro_rules! with_cipher {
     ($keys:expr, $c:ident => $body:expr) => {
         match $keys {
-            Keys::Aes128($c) => $body,
-            Keys::Aes192($c) => $body,
-            Keys::Aes256($c) => $body,
+            Ciphers::Aes128($c) => $body,
+            Ciphers::Aes192($c) => $body,
+            Ciphers::Aes256($c) => $body,
         }
     };
 }
 
-pub(crate) fn encrypt_block(keys: &Keys, block: &mut [u8; 16]) {
+pub(crate) fn encrypt_block(keys: &Ciphers, block: &mut [u8; 16]) {
     with_cipher!(keys, c => c.encrypt_block(block.into()))
 }
 
-pub(crate) fn decrypt_block(keys: &Keys, block: &mut [u8; 16]) {
+pub(crate) fn decrypt_block(keys: &Ciphers, block: &mut [u8; 16]) {
     with_cipher!(keys, c => c.decrypt_block(block.into()))
 }
 
 /// The whole blocks of an [`InOut`], as cipher blocks.
 fn blocks<'a>(io: &'a mut InOut<'_>) -> (Option<&'a [Block]>, &'a mut [Block]) {
-    let src = io
-        .src
-        .map(|src| Array::cast_slice_from_core(src.as_chunks::<16>().0));
-    let dst = Array::cast_slice_from_core_mut(io.dst.as_chunks_mut::<16>().0);
+    let (src, dst) = io.split();
+    let src = src.map(|src| Array::cast_slice_from_core(src.as_chunks::<16>().0));
+    let dst = Array::cast_slice_from_core_mut(dst.as_chunks_mut::<16>().0);
     (src, dst)
 }
 
-pub(crate) fn ecb_encrypt(keys: &Keys, mut io: InOut<'_>) {
+pub(crate) fn ecb_encrypt(keys: &Ciphers, mut io: InOut<'_>) {
     let (src, dst) = blocks(&mut io);
     with_cipher!(keys, c => match src {
         Some(src) => {
@@ -80,7 +79,7 @@ pub(crate) fn ecb_encrypt(keys: &Keys, mut io: InOut<'_>) {
     })
 }
 
-pub(crate) fn ecb_decrypt(keys: &Keys, mut io: InOut<'_>) {
+pub(crate) fn ecb_decrypt(keys: &Ciphers, mut io: InOut<'_>) {
     let (src, dst) = blocks(&mut io);
     with_cipher!(keys, c => match src {
         Some(src) => {
@@ -117,7 +116,7 @@ impl BlockCipherEncClosure for CbcEncrypt<'_, '_> {
     }
 }
 
-pub(crate) fn cbc_encrypt(keys: &Keys, iv: &[u8; 16], io: InOut<'_>) {
+pub(crate) fn cbc_encrypt(keys: &Ciphers, iv: &[u8; 16], io: InOut<'_>) {
     with_cipher!(keys, c => c.encrypt_with_backend(CbcEncrypt { iv, io }))
 }
 
@@ -158,7 +157,7 @@ impl BlockCipherDecClosure for CbcDecrypt<'_, '_> {
     }
 }
 
-pub(crate) fn cbc_decrypt(keys: &Keys, iv: &[u8; 16], io: InOut<'_>) {
+pub(crate) fn cbc_decrypt(keys: &Ciphers, iv: &[u8; 16], io: InOut<'_>) {
     with_cipher!(keys, c => c.decrypt_with_backend(CbcDecrypt { iv, io }))
 }
 
@@ -194,7 +193,7 @@ impl BlockCipherEncClosure for Ctr<'_, '_> {
     }
 }
 
-pub(crate) fn ctr(keys: &Keys, counter: &[u8; 16], io: InOut<'_>) {
+pub(crate) fn ctr(keys: &Ciphers, counter: &[u8; 16], io: InOut<'_>) {
     with_cipher!(keys, c => c.encrypt_with_backend(Ctr { counter, io }))
 }
 
@@ -208,9 +207,9 @@ impl BlockSizeUser for CbcEncryptMulti<'_, '_> {
 
 impl BlockCipherEncClosure for CbcEncryptMulti<'_, '_> {
     fn call<B: BlockCipherEncBackend<BlockSize = U16>>(self, backend: &B) {
-        let width = B::ParBlocksSize::USIZE.min(multibuffer::MAX_LANES);
+        let width = B::ParBlocksSize::USIZE.min(lanes::MAX_LANES);
         let mut scratch = Scratch::new();
-        let mut sched = Scheduler::<false>::new(self.jobs, width, 0, &mut scratch);
+        let mut sched = Lanes::<false>::new(self.jobs, width, 0, &mut scratch);
         let mut chain = sched.chain;
         let mut par = ParBlocks::<B>::default();
         loop {
@@ -223,8 +222,7 @@ impl BlockCipherEncClosure for CbcEncryptMulti<'_, '_> {
                     let chain = Block::from(chain[lane]);
                     *block = match sched.position(lane, step) {
                         Some((job, at)) => {
-                            let io = &sched.jobs()[job].io;
-                            let (src, _) = io.src.unwrap_or(&*io.dst).as_chunks::<16>();
+                            let (src, _) = sched.jobs()[job].io.input().as_chunks::<16>();
                             xor(&Block::from(src[at]), &chain)
                         }
                         None => chain,
@@ -235,7 +233,7 @@ impl BlockCipherEncClosure for CbcEncryptMulti<'_, '_> {
                     chain[lane] = block.0;
                     if let Some((job, at)) = sched.position(lane, step) {
                         let offset = at * 16;
-                        sched.jobs()[job].io.dst[offset..offset + 16].copy_from_slice(block);
+                        sched.jobs()[job].io.split().1[offset..offset + 16].copy_from_slice(block);
                     }
                 }
             }
@@ -249,6 +247,6 @@ impl BlockCipherEncClosure for CbcEncryptMulti<'_, '_> {
     }
 }
 
-pub(crate) fn cbc_encrypt_multi(keys: &Keys, jobs: &mut [Job<'_>]) {
+pub(crate) fn cbc_encrypt_multi(keys: &Ciphers, jobs: &mut [Job<'_>]) {
     with_cipher!(keys, c => c.encrypt_with_backend(CbcEncryptMulti { jobs }))
 }

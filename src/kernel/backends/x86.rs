@@ -17,11 +17,11 @@ use core::arch::x86_64::{
     __m128i, _mm_aesimc_si128, _mm_cvtsi32_si128, _mm_cvtsi128_si32, _mm_loadu_si128,
     _mm_shuffle_epi32, _mm_storeu_si128,
 };
-use std::sync::atomic::{AtomicU32, Ordering};
 
 #[cfg(miri)]
 use super::x86_miri::_mm_aeskeygenassist_si128;
-use crate::kernel::schedule::RoundKeys;
+use crate::kernel::key_schedule::RoundKeys;
+use crate::kernel::select;
 
 const AES: u32 = 1 << 0;
 const YMM: u32 = 1 << 1; // AVX + AVX2 + OS saves YMM state
@@ -29,19 +29,50 @@ const VAES: u32 = 1 << 2;
 const ZMM: u32 = 1 << 3; // AVX-512 F/BW/VL + OS saves opmask and ZMM state
 const CLMUL: u32 = 1 << 4; // PCLMULQDQ
 const VPCLMUL: u32 = 1 << 5; // VPCLMULQDQ (VEX/EVEX forms on YMM/ZMM)
-const DETECTED: u32 = 1 << 31;
 
-static FEATURES: AtomicU32 = AtomicU32::new(0);
+/// The CPU's features as CPUID and XCR0 report them. Made only by
+/// [`Features::read`], which `select::detection` runs once and caches; the
+/// tokens below are minted from it and nowhere else.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Features(u32);
 
-/// CPU features, read once and cached.
-fn features() -> u32 {
-    let cached = FEATURES.load(Ordering::Relaxed);
-    if cached & DETECTED != 0 {
-        return cached;
+impl Features {
+    /// Runs detection. Only `select::detection` calls it.
+    pub(crate) fn read() -> Features {
+        Features(read_cpuid())
     }
-    let found = read_cpuid() | DETECTED;
-    FEATURES.store(found, Ordering::Relaxed);
-    found
+
+    fn has(self, required: u32) -> bool {
+        self.0 & required == required
+    }
+
+    pub(crate) fn aesni(self) -> Option<AesNiToken> {
+        self.has(AES).then_some(AesNiToken(()))
+    }
+
+    pub(crate) fn vaes256(self) -> Option<Vaes256Token> {
+        self.has(AES | YMM | VAES).then_some(Vaes256Token(()))
+    }
+
+    pub(crate) fn vaes512(self) -> Option<Vaes512Token> {
+        self.has(AES | YMM | VAES | ZMM).then_some(Vaes512Token(()))
+    }
+
+    fn vaes512_clmul(self) -> Option<Vaes512ClmulToken> {
+        self.has(AES | YMM | VAES | ZMM | CLMUL | VPCLMUL)
+            .then_some(Vaes512ClmulToken(()))
+    }
+
+    #[cfg(test)]
+    fn clmul(self) -> Option<ClmulToken> {
+        // AES implies SSSE3 and SSE4.1 (checked with it).
+        self.has(AES | CLMUL).then_some(ClmulToken(()))
+    }
+}
+
+/// The cached features.
+fn features() -> Features {
+    select::detection().x86
 }
 
 // `__cpuid` became a safe function in newer Rust; the MSRV still needs the
@@ -123,10 +154,6 @@ fn read_cpuid() -> u32 {
     found
 }
 
-fn has(required: u32) -> bool {
-    features() & required == required
-}
-
 /// Proof that AES-NI (with SSSE3 and SSE4.1) is available.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct AesNiToken(());
@@ -150,13 +177,13 @@ pub(crate) struct Vaes512ClmulToken(());
 
 impl AesNiToken {
     pub(crate) fn detect() -> Option<Self> {
-        has(AES).then_some(Self(()))
+        features().aesni()
     }
 }
 
 impl Vaes256Token {
     pub(crate) fn detect() -> Option<Self> {
-        has(AES | YMM | VAES).then_some(Self(()))
+        features().vaes256()
     }
 
     /// Every VAES CPU has AES-NI.
@@ -167,7 +194,7 @@ impl Vaes256Token {
 
 impl Vaes512Token {
     pub(crate) fn detect() -> Option<Self> {
-        has(AES | YMM | VAES | ZMM).then_some(Self(()))
+        features().vaes512()
     }
 
     pub(crate) fn aesni(self) -> AesNiToken {
@@ -177,20 +204,20 @@ impl Vaes512Token {
     /// The token for the fused CRC, if the CPU also has PCLMULQDQ and
     /// VPCLMULQDQ (a cached check).
     pub(crate) fn clmul(self) -> Option<Vaes512ClmulToken> {
-        has(AES | YMM | VAES | ZMM | CLMUL | VPCLMUL).then_some(Vaes512ClmulToken(()))
+        features().vaes512_clmul()
     }
 }
 
 impl ClmulToken {
     #[cfg(test)]
     pub(crate) fn detect() -> Option<Self> {
-        // AES implies SSSE3 and SSE4.1 (checked with it).
-        has(AES | CLMUL).then_some(Self(()))
+        features().clmul()
     }
 }
 
 impl Vaes512ClmulToken {
-    /// Every VPCLMULQDQ CPU has PCLMULQDQ (checked with it).
+    /// A derivation from the stronger token: detection checked PCLMULQDQ
+    /// together with VPCLMULQDQ before minting it.
     pub(crate) fn clmul(self) -> ClmulToken {
         ClmulToken(())
     }

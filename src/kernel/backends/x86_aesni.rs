@@ -7,8 +7,8 @@
 use core::arch::x86_64::*;
 
 use super::x86::AesNiToken;
-use crate::kernel::multibuffer::{Scheduler, Scratch};
-use crate::kernel::schedule::{MAX_ROUND_KEYS, RoundKeys};
+use crate::kernel::key_schedule::{MAX_ROUND_KEYS, RoundKeys};
+use crate::kernel::lanes::{Lanes, Scratch};
 use crate::kernel::{InOut, Job};
 
 /// Blocks processed per iteration of the parallel modes, and CBC lanes.
@@ -365,7 +365,7 @@ unsafe fn ctr_impl<const NR: usize>(
 pub(super) fn cbc_encrypt_multi(token: AesNiToken, keys: &RoundKeys, jobs: &mut [Job<'_>]) {
     let _ = token;
     let mut scratch = Scratch::new();
-    let mut sched = Scheduler::new(jobs, WIDTH, 1, &mut scratch);
+    let mut sched = Lanes::new(jobs, WIDTH, 1, &mut scratch);
     // SAFETY: the token proves the CPU features.
     unsafe { by_rounds!(keys, cbc_multi(&keys.enc, &mut sched)) }
 }
@@ -378,7 +378,7 @@ pub(super) fn cbc_encrypt_multi(token: AesNiToken, keys: &RoundKeys, jobs: &mut 
 #[target_feature(enable = "aes,ssse3,sse4.1")]
 unsafe fn cbc_multi<const NR: usize>(
     k: &[[u8; 16]; MAX_ROUND_KEYS],
-    sched: &mut Scheduler<'_, '_, '_, false>,
+    sched: &mut Lanes<'_, '_, '_, false>,
 ) {
     let k = load_keys(k);
     // SAFETY: each chain is a 16-byte array.
@@ -391,13 +391,13 @@ unsafe fn cbc_multi<const NR: usize>(
         }
         for step in 0..steps {
             let mut x: [__m128i; WIDTH] = core::array::from_fn(|l| {
-                // SAFETY: the `Scheduler` guarantees a readable block for
+                // SAFETY: the `Lanes` guarantees a readable block for
                 // every lane and step of the run.
                 _mm_xor_si128(unsafe { load(sched.src_at(l, step)) }, chain[l])
             });
             encrypt_par::<NR, WIDTH>(&k, &mut x);
             for (l, c) in x.iter().enumerate() {
-                // SAFETY: the `Scheduler` guarantees a writable block for
+                // SAFETY: the `Lanes` guarantees a writable block for
                 // every lane and step, disjoint between lanes; a lane's
                 // block is read above before it is written here.
                 unsafe { store(sched.dst_at(l, step), *c) };

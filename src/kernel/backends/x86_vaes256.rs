@@ -9,8 +9,8 @@ use core::arch::x86_64::*;
 
 use super::x86::Vaes256Token;
 use super::x86_aesni::{self, by_rounds, load, store};
-use crate::kernel::multibuffer::{self, MAX_LANES, Scheduler, Scratch};
-use crate::kernel::schedule::{MAX_ROUND_KEYS, RoundKeys};
+use crate::kernel::key_schedule::{MAX_ROUND_KEYS, RoundKeys};
+use crate::kernel::lanes::{self, Lanes, MAX_LANES, Scratch};
 use crate::kernel::{InOut, Job};
 
 /// 256-bit registers per iteration of the parallel modes (2 blocks each).
@@ -18,7 +18,7 @@ const WIDE: usize = 8;
 /// Multi-buffer CBC lanes (two per register).
 const LANES: usize = 16;
 // The scheduler's lane state arrays hold `MAX_LANES` entries.
-const _: () = assert!(LANES <= multibuffer::MAX_LANES);
+const _: () = assert!(LANES <= lanes::MAX_LANES);
 const LANE_REGS: usize = LANES / 2;
 /// Steps by which each lane starts after the previous one.
 const STAGGER: usize = 1;
@@ -109,13 +109,11 @@ pub(super) fn cbc_encrypt(token: Vaes256Token, keys: &RoundKeys, iv: &[u8; 16], 
 }
 
 /// Hands the blocks from `done` on to AES-NI.
-fn finish_with_aesni(io: InOut<'_>, done: usize, f: impl FnOnce(InOut<'_>)) {
+fn finish_with_aesni(mut io: InOut<'_>, done: usize, f: impl FnOnce(InOut<'_>)) {
     let start = done * 16;
     if start < io.len() {
-        f(InOut {
-            src: io.src.map(|s| &s[start..]),
-            dst: &mut io.dst[start..],
-        });
+        let len = io.len();
+        f(io.slice(start, len));
     }
 }
 
@@ -344,7 +342,7 @@ unsafe fn ctr_impl<const NR: usize>(
 pub(super) fn cbc_encrypt_multi(token: Vaes256Token, keys: &RoundKeys, jobs: &mut [Job<'_>]) {
     let _ = token;
     let mut scratch = Scratch::new();
-    let mut sched = Scheduler::new(jobs, LANES, STAGGER, &mut scratch);
+    let mut sched = Lanes::new(jobs, LANES, STAGGER, &mut scratch);
     // SAFETY: the token proves the CPU features.
     unsafe { by_rounds!(keys, cbc_multi(&keys.enc, &mut sched)) }
 }
@@ -357,7 +355,7 @@ pub(super) fn cbc_encrypt_multi(token: Vaes256Token, keys: &RoundKeys, jobs: &mu
 #[target_feature(enable = "aes,ssse3,sse4.1,avx,avx2,vaes")]
 unsafe fn cbc_multi<const NR: usize>(
     k: &[[u8; 16]; MAX_ROUND_KEYS],
-    sched: &mut Scheduler<'_, '_, '_, false>,
+    sched: &mut Lanes<'_, '_, '_, false>,
 ) {
     let k = broadcast_keys(k);
     let mut chain = load_lanes(&sched.chain);
@@ -368,7 +366,7 @@ unsafe fn cbc_multi<const NR: usize>(
         }
         for step in 0..steps {
             let mut x: [__m256i; LANE_REGS] = core::array::from_fn(|g| {
-                // SAFETY: the `Scheduler` guarantees a readable block for
+                // SAFETY: the `Lanes` guarantees a readable block for
                 // every lane and step of the run.
                 let gathered = unsafe {
                     _mm256_set_m128i(
@@ -380,7 +378,7 @@ unsafe fn cbc_multi<const NR: usize>(
             });
             encrypt_rounds::<NR, LANE_REGS>(&k, &mut x);
             for (g, c) in x.iter().enumerate() {
-                // SAFETY: the `Scheduler` guarantees a writable block for
+                // SAFETY: the `Lanes` guarantees a writable block for
                 // every lane and step, disjoint between lanes; every lane's
                 // block was read above, before this write.
                 unsafe {

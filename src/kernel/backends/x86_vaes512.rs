@@ -20,8 +20,8 @@ use super::x86::{Vaes512ClmulToken, Vaes512Token};
 use super::x86_aesni::{self, by_rounds, load, store};
 use super::x86_crc;
 use crate::kernel::crc::consts::FOLD_128;
-use crate::kernel::multibuffer::{self, MAX_LANES, Scheduler, Scratch};
-use crate::kernel::schedule::{MAX_ROUND_KEYS, RoundKeys};
+use crate::kernel::key_schedule::{MAX_ROUND_KEYS, RoundKeys};
+use crate::kernel::lanes::{self, Lanes, MAX_LANES, Scratch};
 use crate::kernel::{InOut, Job};
 
 /// 512-bit registers per iteration of the parallel modes (4 blocks each).
@@ -29,14 +29,14 @@ const WIDE: usize = 4;
 /// Multi-buffer CBC lanes (four per register).
 const LANES: usize = 16;
 // The scheduler's lane state arrays hold `MAX_LANES` entries.
-const _: () = assert!(LANES <= multibuffer::MAX_LANES);
+const _: () = assert!(LANES <= lanes::MAX_LANES);
 const LANE_REGS: usize = LANES / 4;
 /// Lanes for batches of at least this many jobs. Sixteen lanes (four
 /// registers) cover the AES latency of one pipe; on a core with two
 /// 512-bit AES pipes (Zen 5) eight registers keep both busy. Smaller
 /// batches stay at sixteen: idle lanes would cost throughput.
 const WIDE_LANES: usize = 32;
-const _: () = assert!(WIDE_LANES <= multibuffer::MAX_LANES);
+const _: () = assert!(WIDE_LANES <= lanes::MAX_LANES);
 /// Steps by which each lane starts after the previous one (see
 /// `kernel::multibuffer`).
 const STAGGER: usize = 1;
@@ -148,13 +148,11 @@ pub(super) fn ecb_decrypt(token: Vaes512Token, keys: &RoundKeys, mut io: InOut<'
 }
 
 /// Hands the blocks from `done` on to AES-NI.
-fn finish_with_aesni(io: InOut<'_>, done: usize, f: impl FnOnce(InOut<'_>)) {
+fn finish_with_aesni(mut io: InOut<'_>, done: usize, f: impl FnOnce(InOut<'_>)) {
     let start = done * 16;
     if start < io.len() {
-        f(InOut {
-            src: io.src.map(|s| &s[start..]),
-            dst: &mut io.dst[start..],
-        });
+        let len = io.len();
+        f(io.slice(start, len));
     }
 }
 
@@ -381,7 +379,7 @@ pub(super) fn cbc_encrypt_multi(token: Vaes512Token, keys: &RoundKeys, jobs: &mu
     let _ = token;
     let mut scratch = Scratch::new();
     if jobs.len() >= WIDE_LANES {
-        let mut sched = Scheduler::new(jobs, WIDE_LANES, STAGGER, &mut scratch);
+        let mut sched = Lanes::new(jobs, WIDE_LANES, STAGGER, &mut scratch);
         // SAFETY: the token proves the CPU features.
         unsafe {
             by_rounds!(
@@ -390,7 +388,7 @@ pub(super) fn cbc_encrypt_multi(token: Vaes512Token, keys: &RoundKeys, jobs: &mu
             )
         }
     } else {
-        let mut sched = Scheduler::new(jobs, LANES, STAGGER, &mut scratch);
+        let mut sched = Lanes::new(jobs, LANES, STAGGER, &mut scratch);
         // SAFETY: the token proves the CPU features.
         unsafe { by_rounds!(keys, cbc_multi::<NR, LANE_REGS>(&keys.enc, &mut sched)) }
     }
@@ -408,7 +406,7 @@ pub(super) fn cbc_encrypt_multi_crc(
 ) {
     let mut scratch = Scratch::new();
     if jobs.len() >= WIDE_LANES {
-        let mut sched = Scheduler::new(jobs, WIDE_LANES, STAGGER, &mut scratch);
+        let mut sched = Lanes::new(jobs, WIDE_LANES, STAGGER, &mut scratch);
         // SAFETY: the token proves the CPU features (VAES, AVX-512 F/BW/VL,
         // VPCLMULQDQ).
         unsafe {
@@ -418,7 +416,7 @@ pub(super) fn cbc_encrypt_multi_crc(
             )
         }
     } else {
-        let mut sched = Scheduler::new(jobs, LANES, STAGGER, &mut scratch);
+        let mut sched = Lanes::new(jobs, LANES, STAGGER, &mut scratch);
         // SAFETY: as above.
         unsafe { by_rounds!(keys, cbc_multi_crc::<NR, LANE_REGS>(&keys.enc, &mut sched)) }
     }
@@ -450,12 +448,12 @@ fn store_lanes<const REGS: usize>(state: &mut [[u8; 16]; MAX_LANES], regs: &[__m
 /// Every lane's block of step `step`, four lanes per register.
 ///
 /// # Safety
-/// Inside a run of `sched` of more than `step` steps (the `Scheduler`
+/// Inside a run of `sched` of more than `step` steps (the `Lanes`
 /// guarantee then makes every lane's block readable).
 #[inline]
 #[target_feature(enable = "aes,ssse3,sse4.1,avx,avx2,vaes,avx512f,avx512bw,avx512vl")]
 unsafe fn gather<const REGS: usize, const CRC: bool>(
-    sched: &Scheduler<'_, '_, '_, CRC>,
+    sched: &Lanes<'_, '_, '_, CRC>,
     step: usize,
 ) -> [__m512i; REGS] {
     core::array::from_fn(|g| {
@@ -478,7 +476,7 @@ unsafe fn gather<const REGS: usize, const CRC: bool>(
 #[inline]
 #[target_feature(enable = "aes,ssse3,sse4.1,avx,avx2,vaes,avx512f,avx512bw,avx512vl")]
 unsafe fn scatter<const REGS: usize, const CRC: bool>(
-    sched: &Scheduler<'_, '_, '_, CRC>,
+    sched: &Lanes<'_, '_, '_, CRC>,
     step: usize,
     x: &[__m512i; REGS],
 ) {
@@ -502,7 +500,7 @@ unsafe fn scatter<const REGS: usize, const CRC: bool>(
 #[target_feature(enable = "aes,ssse3,sse4.1,avx,avx2,vaes,avx512f,avx512bw,avx512vl")]
 unsafe fn cbc_multi<const NR: usize, const REGS: usize>(
     k: &[[u8; 16]; MAX_ROUND_KEYS],
-    sched: &mut Scheduler<'_, '_, '_, false>,
+    sched: &mut Lanes<'_, '_, '_, false>,
 ) {
     let k = broadcast_keys(k);
     let mut chain = load_lanes::<REGS>(&sched.chain);
@@ -544,7 +542,7 @@ unsafe fn cbc_multi<const NR: usize, const REGS: usize>(
 )]
 unsafe fn cbc_multi_crc<const NR: usize, const REGS: usize>(
     k: &[[u8; 16]; MAX_ROUND_KEYS],
-    sched: &mut Scheduler<'_, '_, '_, true>,
+    sched: &mut Lanes<'_, '_, '_, true>,
 ) {
     let k = broadcast_keys(k);
     let fold = _mm512_broadcast_i32x4(_mm_set_epi64x(FOLD_128[1] as i64, FOLD_128[0] as i64));

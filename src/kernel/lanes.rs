@@ -3,7 +3,7 @@
 //! CBC encryption of one buffer is a serial chain: each block waits for the
 //! previous ciphertext, so one buffer runs at AES *latency*. With `L`
 //! independent buffers in `L` SIMD lanes the same instructions carry `L`
-//! chains and the loop runs at AES *throughput*. The [`Scheduler`] decides
+//! chains and the loop runs at AES *throughput*. The [`Lanes`] decides
 //! which job each lane works on (a lane that finishes takes the next job,
 //! as in a job manager); a backend keeps the chains in registers and runs
 //! stretches ("runs") in which every lane advances one block per step,
@@ -46,7 +46,7 @@ impl Scratch {
 /// A backend's loop:
 ///
 /// ```text
-/// let mut sched = Scheduler::new(jobs, LANES, STAGGER, &mut scratch);
+/// let mut sched = Lanes::new(jobs, LANES, STAGGER, &mut scratch);
 /// chains <- sched.chain (every lane)
 /// loop {
 ///     let steps = sched.begin_run();
@@ -69,7 +69,7 @@ impl Scratch {
 /// A lane's pointers come from its job once, when the lane takes the job
 /// (one mutable borrow of the job's buffers, see `InOut::ptrs`); nothing
 /// else touches that job's bytes until the lane is done with it.
-pub(crate) struct Scheduler<'s, 'j, 'b, const CRC: bool> {
+pub(crate) struct Lanes<'s, 'j, 'b, const CRC: bool> {
     jobs: &'j mut [Job<'b>],
     count: usize,
     /// Steps run so far; lanes' block positions are relative to it.
@@ -111,7 +111,7 @@ pub(crate) struct Scheduler<'s, 'j, 'b, const CRC: bool> {
     pub(crate) crc: [[u8; 16]; MAX_LANES],
 }
 
-impl<'s, 'j, 'b, const CRC: bool> Scheduler<'s, 'j, 'b, CRC> {
+impl<'s, 'j, 'b, const CRC: bool> Lanes<'s, 'j, 'b, CRC> {
     /// A scheduler for `lane_count` lanes (at most `MAX_LANES`), lane `i`
     /// starting `i * stagger` steps late.
     pub(crate) fn new(
@@ -122,7 +122,7 @@ impl<'s, 'j, 'b, const CRC: bool> Scheduler<'s, 'j, 'b, CRC> {
     ) -> Self {
         let count = lane_count.clamp(1, MAX_LANES);
         let scratch = scratch.0.as_mut_ptr();
-        let mut sched = Scheduler {
+        let mut sched = Lanes {
             jobs,
             count,
             now: 0,
@@ -238,8 +238,7 @@ impl<'s, 'j, 'b, const CRC: bool> Scheduler<'s, 'j, 'b, CRC> {
             self.started |= bit;
             self.job[lane] = job;
             self.begin[lane] = self.now;
-            self.ends
-                .push(self.now + self.jobs[job].io.len() / 16, lane);
+            self.ends.push(self.now + self.jobs[job].io.blocks(), lane);
             self.chain[lane] = self.jobs[job].iv;
             if CRC {
                 self.crc[lane] = self.jobs[job]
@@ -281,7 +280,7 @@ impl<'s, 'j, 'b, const CRC: bool> Scheduler<'s, 'j, 'b, CRC> {
     }
 
     fn next_nonempty(&self, from: usize) -> Option<usize> {
-        (from..self.jobs.len()).find(|&j| self.jobs[j].io.len() >= 16)
+        (from..self.jobs.len()).find(|&j| self.jobs[j].io.blocks() > 0)
     }
 }
 
