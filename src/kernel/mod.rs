@@ -134,10 +134,12 @@ impl<'a> Job<'a> {
     /// transformed: the plaintext for encryption, the ciphertext for
     /// decryption; the source buffer, or the buffer itself in place.
     ///
-    /// VAES-512 CBC batch encryption on a CPU with VPCLMULQDQ folds the CRC
-    /// into the encryption loop; every other backend and mode, and
-    /// decryption, computes it with `crc32fast` before transforming the
-    /// job. The result is the same either way. Read it with [`Job::crc`].
+    /// CBC batch encryption on a hardware backend with carry-less multiply
+    /// (AES-NI with PCLMULQDQ, VAES-256 and VAES-512 with VPCLMULQDQ,
+    /// ARMv8 with PMULL) folds the CRC into the encryption loop; the
+    /// portable backend, CTR and decryption compute it with `crc32fast`
+    /// before transforming the job. The result is the same either way.
+    /// Read it with [`Job::crc`].
     #[must_use]
     #[inline]
     pub fn with_crc(self, initial: u32) -> Self {
@@ -337,8 +339,8 @@ impl Aes {
     /// Encrypts every job. CBC interleaves the jobs in SIMD lanes
     /// (multi-buffer), so a batch runs at AES throughput even though each
     /// job is a serial chain; CTR goes wide inside each job. Jobs that ask
-    /// for a CRC ([`Job::with_crc`]) get the CRC of their plaintext; the
-    /// VAES-512 CBC path computes it inside the lanes.
+    /// for a CRC ([`Job::with_crc`]) get the CRC of their plaintext; CBC on
+    /// a backend with carry-less multiply computes it inside the lanes.
     pub fn encrypt_batch(&self, mode: Mode, jobs: &mut [Job<'_>]) {
         match mode {
             Mode::Cbc => {
@@ -506,24 +508,36 @@ mod tests {
         FUSED_BATCHES.with(Cell::get) - before
     }
 
-    /// Whether the CPU can fuse the CRC into CBC lanes, by the standard
-    /// library's detection rather than the kernel's own.
-    fn cpu_fuses_crc() -> bool {
+    /// Whether `backend` fuses the CRC into its CBC lanes on this CPU, by
+    /// the standard library's detection rather than the kernel's own: every
+    /// hardware backend with its carry-less multiply.
+    fn cpu_fuses_crc(backend: Backend) -> bool {
         #[cfg(target_arch = "x86_64")]
         {
-            std::arch::is_x86_feature_detected!("vaes")
-                && std::arch::is_x86_feature_detected!("avx512f")
-                && std::arch::is_x86_feature_detected!("avx512bw")
-                && std::arch::is_x86_feature_detected!("avx512vl")
-                && std::arch::is_x86_feature_detected!("pclmulqdq")
-                && std::arch::is_x86_feature_detected!("vpclmulqdq")
+            use std::arch::is_x86_feature_detected as has;
+            let vaes = has!("vaes") && has!("avx2") && has!("pclmulqdq") && has!("vpclmulqdq");
+            match backend {
+                Backend::AesNi => has!("aes") && has!("pclmulqdq"),
+                Backend::Vaes256 => vaes,
+                Backend::Vaes512 => vaes && has!("avx512f") && has!("avx512bw") && has!("avx512vl"),
+                _ => false,
+            }
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        false
+        #[cfg(target_arch = "aarch64")]
+        {
+            use std::arch::is_aarch64_feature_detected as has;
+            backend == Backend::Armv8 && has!("aes") && has!("pmull")
+        }
+        #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+        {
+            let _ = backend;
+            false
+        }
     }
 
     /// The fused CRC runs exactly where it should: CBC encryption batches
-    /// with a CRC request on VAES-512 with VPCLMULQDQ, and nowhere else.
+    /// with a CRC request on every hardware backend with carry-less
+    /// multiply, and nowhere else.
     /// The CRC values themselves are checked in `tests/kernel_crc.rs`.
     #[test]
     fn fused_crc_runs_where_it_should() {
@@ -545,7 +559,7 @@ mod tests {
                     }
                 })
             };
-            let fuses = backend == Backend::Vaes512 && cpu_fuses_crc();
+            let fuses = cpu_fuses_crc(backend);
             assert_eq!(batch(Mode::Cbc, true, true), u64::from(fuses), "{backend}");
             assert_eq!(batch(Mode::Cbc, true, false), 0, "{backend}: no CRC asked");
             assert_eq!(batch(Mode::Cbc, false, true), 0, "{backend}: decryption");
@@ -556,7 +570,7 @@ mod tests {
             use std::io::Write;
             let _ = writeln!(
                 std::io::stderr(),
-                "skipped: fused_crc_runs_where_it_should saw no fused batch (no VAES-512 with VPCLMULQDQ)"
+                "skipped: fused_crc_runs_where_it_should saw no fused batch (no backend with carry-less multiply)"
             );
         }
     }

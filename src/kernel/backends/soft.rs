@@ -18,10 +18,14 @@ use aes::cipher::{
 };
 use aes::{Aes128, Aes192, Aes256};
 
-use crate::kernel::lanes::{self, Lanes, Scratch};
+use crate::kernel::lanes::{Lanes, Scratch};
 use crate::kernel::{InOut, Job};
 
 type Block = Array<u8, U16>;
+
+/// Multi-buffer CBC lanes: the widest parallel batch of RustCrypto's
+/// hardware backends, a few of its fixsliced ones.
+const LANES: usize = 8;
 
 /// RustCrypto key schedules; they wipe themselves on drop (`aes/zeroize`).
 pub(crate) enum Ciphers {
@@ -207,42 +211,38 @@ impl BlockSizeUser for CbcEncryptMulti<'_, '_> {
 
 impl BlockCipherEncClosure for CbcEncryptMulti<'_, '_> {
     fn call<B: BlockCipherEncBackend<BlockSize = U16>>(self, backend: &B) {
-        let width = B::ParBlocksSize::USIZE.min(lanes::MAX_LANES);
         let mut scratch = Scratch::new();
-        let mut sched = Lanes::<false>::new(self.jobs, width, 0, &mut scratch);
-        let mut chain = sched.chain;
-        let mut par = ParBlocks::<B>::default();
-        loop {
-            let steps = sched.begin_run();
-            if steps == 0 {
-                break;
-            }
-            for step in 0..steps {
-                for (lane, block) in par.iter_mut().enumerate().take(width) {
-                    let chain = Block::from(chain[lane]);
-                    *block = match sched.position(lane, step) {
-                        Some((job, at)) => {
-                            let (src, _) = sched.jobs()[job].io.input().as_chunks::<16>();
-                            xor(&Block::from(src[at]), &chain)
-                        }
-                        None => chain,
-                    };
-                }
-                backend.encrypt_par_blocks_inplace(&mut par);
-                for (lane, block) in par.iter().enumerate().take(width) {
-                    chain[lane] = block.0;
-                    if let Some((job, at)) = sched.position(lane, step) {
-                        let offset = at * 16;
-                        sched.jobs()[job].io.split().1[offset..offset + 16].copy_from_slice(block);
+        let mut lanes = Lanes::<LANES, false>::new(self.jobs, 0, &mut scratch);
+        lanes.drive(
+            |chain, _| *chain.first_chunk::<LANES>().unwrap_or(&[[0; 16]; LANES]),
+            |chain, chains, _| chains[..LANES].copy_from_slice(chain),
+            |chain, run| {
+                let mut blocks = [Block::default(); LANES];
+                for step in run.steps() {
+                    for (lane, block) in blocks.iter_mut().enumerate() {
+                        *block = xor(
+                            &Block::from(run.read(lane, step)),
+                            &Block::from(chain[lane]),
+                        );
+                    }
+                    encrypt_blocks(backend, &mut blocks);
+                    for (lane, block) in blocks.iter().enumerate() {
+                        chain[lane] = block.0;
+                        run.write(lane, step, block.0);
                     }
                 }
-            }
-            let started = sched.end_run();
-            for (lane, chain) in chain.iter_mut().enumerate().take(width) {
-                if started & (1 << lane) != 0 {
-                    *chain = sched.chain[lane];
-                }
-            }
+            },
+        );
+    }
+}
+
+/// Encrypts `blocks` in place, the cipher's parallel width at a time.
+fn encrypt_blocks<B: BlockCipherEncBackend<BlockSize = U16>>(backend: &B, blocks: &mut [Block]) {
+    let width = B::ParBlocksSize::USIZE;
+    for chunk in blocks.chunks_mut(width) {
+        match ParBlocks::<B>::slice_as_mut_array(chunk) {
+            Some(par) => backend.encrypt_par_blocks_inplace(par),
+            None => backend.encrypt_tail_blocks_inplace(chunk),
         }
     }
 }

@@ -1,11 +1,11 @@
 //! What the x86-64 backends share: CPU feature detection, the capability
 //! tokens that prove it ran, and the AES-NI key expansion.
 //!
-//! Carry-less multiplication (PCLMULQDQ, and VPCLMULQDQ on 512-bit
-//! registers) is detected too: the VAES-512 multi-buffer CBC folds the CRC
-//! of its plaintext into its lanes only when the CPU has both
-//! ([`Vaes512ClmulToken`]). Every VAES-512 CPU shipped so far has them, but
-//! the CPUID bits are separate, so they are checked.
+//! Carry-less multiplication (PCLMULQDQ, and VPCLMULQDQ on 256- and
+//! 512-bit registers) is detected too: a backend's multi-buffer CBC folds
+//! the CRC of its plaintext into its lanes only with its `*ClmulToken`.
+//! Every VAES CPU shipped so far has VPCLMULQDQ, but the CPUID bits are
+//! separate, so they are checked.
 //!
 //! `cpufeatures` 0.3 treats VAES as needing AVX-512 register state, so CPUs
 //! with VAES but no AVX-512 (Zen 3, Alder Lake) would never get the 256-bit
@@ -58,15 +58,18 @@ impl Features {
         self.has(AES | YMM | VAES | ZMM).then_some(Vaes512Token(()))
     }
 
+    fn aesni_clmul(self) -> Option<AesNiClmulToken> {
+        self.has(AES | CLMUL).then_some(AesNiClmulToken(()))
+    }
+
+    fn vaes256_clmul(self) -> Option<Vaes256ClmulToken> {
+        self.has(AES | YMM | VAES | CLMUL | VPCLMUL)
+            .then_some(Vaes256ClmulToken(()))
+    }
+
     fn vaes512_clmul(self) -> Option<Vaes512ClmulToken> {
         self.has(AES | YMM | VAES | ZMM | CLMUL | VPCLMUL)
             .then_some(Vaes512ClmulToken(()))
-    }
-
-    #[cfg(test)]
-    fn clmul(self) -> Option<ClmulToken> {
-        // AES implies SSSE3 and SSE4.1 (checked with it).
-        self.has(AES | CLMUL).then_some(ClmulToken(()))
     }
 }
 
@@ -166,18 +169,31 @@ pub(crate) struct Vaes256Token(());
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Vaes512Token(());
 
-/// Proof that PCLMULQDQ, SSSE3 and SSE4.1 are available.
+/// Proof of everything [`AesNiToken`] proves, and of PCLMULQDQ.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct ClmulToken(());
+pub(crate) struct AesNiClmulToken(());
+
+/// Proof of everything [`Vaes256Token`] proves, and of PCLMULQDQ and
+/// VPCLMULQDQ.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Vaes256ClmulToken(());
 
 /// Proof of everything [`Vaes512Token`] proves, and of PCLMULQDQ and
-/// VPCLMULQDQ: what the fused CRC of the VAES-512 multi-buffer CBC needs.
+/// VPCLMULQDQ.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Vaes512ClmulToken(());
+
+// The tokens' fields are private to this module: a token is minted by
+// `Features` (detection) or derived here from a token that proves more.
 
 impl AesNiToken {
     pub(crate) fn detect() -> Option<Self> {
         features().aesni()
+    }
+
+    /// The token for the fused CRC, if the CPU also has PCLMULQDQ.
+    pub(crate) fn clmul(self) -> Option<AesNiClmulToken> {
+        features().aesni_clmul()
     }
 }
 
@@ -186,9 +202,14 @@ impl Vaes256Token {
         features().vaes256()
     }
 
-    /// Every VAES CPU has AES-NI.
+    /// Every VAES CPU has AES-NI (checked with it).
     pub(crate) fn aesni(self) -> AesNiToken {
         AesNiToken(())
+    }
+
+    /// The token for the fused CRC, if the CPU also has (V)PCLMULQDQ.
+    pub(crate) fn clmul(self) -> Option<Vaes256ClmulToken> {
+        features().vaes256_clmul()
     }
 }
 
@@ -197,29 +218,14 @@ impl Vaes512Token {
         features().vaes512()
     }
 
+    /// Every VAES CPU has AES-NI (checked with it).
     pub(crate) fn aesni(self) -> AesNiToken {
         AesNiToken(())
     }
 
-    /// The token for the fused CRC, if the CPU also has PCLMULQDQ and
-    /// VPCLMULQDQ (a cached check).
+    /// The token for the fused CRC, if the CPU also has (V)PCLMULQDQ.
     pub(crate) fn clmul(self) -> Option<Vaes512ClmulToken> {
         features().vaes512_clmul()
-    }
-}
-
-impl ClmulToken {
-    #[cfg(test)]
-    pub(crate) fn detect() -> Option<Self> {
-        features().clmul()
-    }
-}
-
-impl Vaes512ClmulToken {
-    /// A derivation from the stronger token: detection checked PCLMULQDQ
-    /// together with VPCLMULQDQ before minting it.
-    pub(crate) fn clmul(self) -> ClmulToken {
-        ClmulToken(())
     }
 }
 
