@@ -45,13 +45,39 @@ pub(crate) trait Simd {
     /// One block (a round key, an IV) in every block of a register.
     unsafe fn splat(block: &[u8; 16]) -> Self::Reg;
     unsafe fn xor(a: Self::Reg, b: Self::Reg) -> Self::Reg;
-    /// `x = AES(k, x)` for `N` registers.
+    /// One middle round (x86 `AESENC`: ShiftRows, SubBytes, MixColumns,
+    /// then the round key XORed in).
+    unsafe fn enc_round(x: Self::Reg, k: Self::Reg) -> Self::Reg;
+    /// The last round (x86 `AESENCLAST`: no MixColumns).
+    unsafe fn enc_last(x: Self::Reg, k: Self::Reg) -> Self::Reg;
+    /// One middle round of the equivalent inverse cipher (x86 `AESDEC`).
+    unsafe fn dec_round(x: Self::Reg, k: Self::Reg) -> Self::Reg;
+    /// Its last round (x86 `AESDECLAST`).
+    unsafe fn dec_last(x: Self::Reg, k: Self::Reg) -> Self::Reg;
+
+    /// `a ^ b ^ c`; a backend with a three-way XOR overrides it.
+    #[inline(always)]
+    unsafe fn xor3(a: Self::Reg, b: Self::Reg, c: Self::Reg) -> Self::Reg {
+        // SAFETY: the caller's contract.
+        unsafe { Self::xor(Self::xor(a, b), c) }
+    }
+
+    /// `x = AES(k, x)` for `N` registers, round by round across them.
+    #[inline(always)]
     unsafe fn encrypt<const NR: usize, const N: usize>(
         k: &[Self::Reg; MAX_ROUND_KEYS],
         x: &mut [Self::Reg; N],
-    );
-    /// `x = AES(k, x ^ y)` for `N` registers; a backend with a three-way
-    /// XOR overrides it.
+    ) {
+        // SAFETY: the caller's contract.
+        unsafe {
+            for b in x.iter_mut() {
+                *b = Self::xor(*b, k[0]);
+            }
+            Self::encrypt_rounds::<NR, N>(k, x);
+        }
+    }
+
+    /// `x = AES(k, x ^ y)` for `N` registers.
     #[inline(always)]
     unsafe fn encrypt_xor<const NR: usize, const N: usize>(
         k: &[Self::Reg; MAX_ROUND_KEYS],
@@ -61,16 +87,52 @@ pub(crate) trait Simd {
         // SAFETY: the caller's contract.
         unsafe {
             for (x, y) in x.iter_mut().zip(y) {
-                *x = Self::xor(*x, *y);
+                *x = Self::xor3(*x, *y, k[0]);
             }
-            Self::encrypt::<NR, N>(k, x);
+            Self::encrypt_rounds::<NR, N>(k, x);
         }
     }
+
+    /// Rounds 1..=NR of encryption; round key 0 is already XORed in.
+    #[inline(always)]
+    unsafe fn encrypt_rounds<const NR: usize, const N: usize>(
+        k: &[Self::Reg; MAX_ROUND_KEYS],
+        x: &mut [Self::Reg; N],
+    ) {
+        // SAFETY: the caller's contract.
+        unsafe {
+            for key in &k[1..NR] {
+                for b in x.iter_mut() {
+                    *b = Self::enc_round(*b, *key);
+                }
+            }
+            for b in x.iter_mut() {
+                *b = Self::enc_last(*b, k[NR]);
+            }
+        }
+    }
+
     /// `x = AES⁻¹(k, x)` for `N` registers, with the decryption keys.
+    #[inline(always)]
     unsafe fn decrypt<const NR: usize, const N: usize>(
         k: &[Self::Reg; MAX_ROUND_KEYS],
         x: &mut [Self::Reg; N],
-    );
+    ) {
+        // SAFETY: the caller's contract.
+        unsafe {
+            for b in x.iter_mut() {
+                *b = Self::xor(*b, k[0]);
+            }
+            for key in &k[1..NR] {
+                for b in x.iter_mut() {
+                    *b = Self::dec_round(*b, *key);
+                }
+            }
+            for b in x.iter_mut() {
+                *b = Self::dec_last(*b, k[NR]);
+            }
+        }
+    }
     /// The blocks one position back: `[prev's last block, cur's blocks
     /// 0..BLOCKS-1]` (`prev` itself when `BLOCKS == 1`).
     unsafe fn shift_in(prev: Self::Reg, cur: Self::Reg) -> Self::Reg;
@@ -144,6 +206,28 @@ pub(crate) unsafe fn round_keys<B: Simd>(
 /// widest register's four.
 const NARROW_MAX: usize = 4;
 
+/// Runs a parallel mode over `blocks` blocks: `wide(state, at, regs)` for
+/// groups of `regs` (`1..=W`, `W` but for the last) registers of `B` from
+/// block `at`, then `narrow(state, at, n)` for the last `n < B::BLOCKS`
+/// blocks, if any. One call site each, so both inline.
+#[inline(always)]
+fn groups<B: Simd, const W: usize, S>(
+    blocks: usize,
+    mut state: S,
+    mut wide: impl FnMut(&mut S, usize, usize),
+    narrow: impl FnOnce(S, usize, usize),
+) {
+    let mut at = 0;
+    while blocks - at >= B::BLOCKS {
+        let regs = W.min((blocks - at) / B::BLOCKS);
+        wide(&mut state, at, regs);
+        at += regs * B::BLOCKS;
+    }
+    if at < blocks {
+        narrow(state, at, blocks - at);
+    }
+}
+
 /// ECB over `blocks` blocks, `W` registers in flight.
 ///
 /// # Safety
@@ -156,24 +240,18 @@ pub(crate) unsafe fn ecb<B: Simd, const NR: usize, const W: usize, const DECRYPT
     dst: *mut u8,
     blocks: usize,
 ) {
-    // SAFETY: the caller's contract; each group below stays inside
-    // `blocks` blocks.
+    // SAFETY: the caller's contract; `groups` stays inside `blocks`.
     unsafe {
         let k = round_keys::<B>(keys);
-        let mut i = 0;
-        while i + W * B::BLOCKS <= blocks {
-            ecb_group::<B, NR, W, DECRYPT>(&k, src, dst, i, W);
-            i += W * B::BLOCKS;
-        }
-        let regs = (blocks - i) / B::BLOCKS;
-        if regs > 0 {
-            ecb_group::<B, NR, W, DECRYPT>(&k, src, dst, i, regs);
-            i += regs * B::BLOCKS;
-        }
-        if B::BLOCKS > 1 && i < blocks {
-            let k = round_keys::<B::Narrow>(keys);
-            ecb_group::<B::Narrow, NR, NARROW_MAX, DECRYPT>(&k, src, dst, i, blocks - i);
-        }
+        groups::<B, W, _>(
+            blocks,
+            (),
+            |(), at, regs| ecb_group::<B, NR, W, DECRYPT>(&k, src, dst, at, regs),
+            |(), at, n| {
+                let k = round_keys::<B::Narrow>(keys);
+                ecb_group::<B::Narrow, NR, NARROW_MAX, DECRYPT>(&k, src, dst, at, n);
+            },
+        );
     }
 }
 
@@ -239,26 +317,20 @@ pub(crate) unsafe fn cbc_decrypt<B: Simd, const NR: usize, const W: usize>(
     dst: *mut u8,
     blocks: usize,
 ) {
-    // SAFETY: the caller's contract; each group stays inside `blocks`.
+    // SAFETY: the caller's contract; `groups` stays inside `blocks`.
     unsafe {
         let k = round_keys::<B>(keys);
         // The last block of `prev` is the ciphertext before the group.
-        let mut prev = B::splat(iv);
-        let mut i = 0;
-        while i + W * B::BLOCKS <= blocks {
-            prev = cbc_decrypt_group::<B, NR, W>(&k, prev, src, dst, i, W);
-            i += W * B::BLOCKS;
-        }
-        let regs = (blocks - i) / B::BLOCKS;
-        if regs > 0 {
-            prev = cbc_decrypt_group::<B, NR, W>(&k, prev, src, dst, i, regs);
-            i += regs * B::BLOCKS;
-        }
-        if B::BLOCKS > 1 && i < blocks {
-            let k = round_keys::<B::Narrow>(keys);
-            let prev = B::last(prev);
-            cbc_decrypt_group::<B::Narrow, NR, NARROW_MAX>(&k, prev, src, dst, i, blocks - i);
-        }
+        groups::<B, W, _>(
+            blocks,
+            B::splat(iv),
+            |prev, at, regs| *prev = cbc_decrypt_group::<B, NR, W>(&k, *prev, src, dst, at, regs),
+            |prev, at, n| {
+                let k = round_keys::<B::Narrow>(keys);
+                let prev = B::last(prev);
+                cbc_decrypt_group::<B::Narrow, NR, NARROW_MAX>(&k, prev, src, dst, at, n);
+            },
+        );
     }
 }
 
@@ -343,30 +415,24 @@ unsafe fn ctr_stretch<B: Simd, const NR: usize, const W: usize>(
     dst: *mut u8,
     blocks: usize,
 ) {
-    // SAFETY: the caller's contract; each group stays inside `blocks`.
+    // SAFETY: the caller's contract; `groups` stays inside `blocks`.
     unsafe {
         let k = round_keys::<B>(keys);
-        let mut base = B::counters(counter);
-        let mut i = 0;
-        while i + W * B::BLOCKS <= blocks {
-            base = ctr_group::<B, NR, W>(&k, base, src, dst, i, W);
-            i += W * B::BLOCKS;
-        }
-        let regs = (blocks - i) / B::BLOCKS;
-        if regs > 0 {
-            ctr_group::<B, NR, W>(&k, base, src, dst, i, regs);
-            i += regs * B::BLOCKS;
-        }
-        if B::BLOCKS > 1 && i < blocks {
-            let k = round_keys::<B::Narrow>(keys);
-            let base = B::Narrow::counters(counter + i as u128);
-            ctr_group::<B::Narrow, NR, NARROW_MAX>(&k, base, src, dst, i, blocks - i);
-        }
+        groups::<B, W, _>(
+            blocks,
+            B::counters(counter),
+            |base, at, regs| *base = ctr_group::<B, NR, W>(&k, *base, src, dst, at, regs),
+            |_, at, n| {
+                let k = round_keys::<B::Narrow>(keys);
+                let base = B::Narrow::counters(counter + at as u128);
+                ctr_group::<B::Narrow, NR, NARROW_MAX>(&k, base, src, dst, at, n);
+            },
+        );
     }
 }
 
 /// `regs` (`<= W`) registers of CTR from block `at`, whose counters start at
-/// `base`; returns the counters of the next group.
+/// `base`; returns the counters of the next group (after a full one).
 ///
 /// # Safety
 /// As [`ecb`], for blocks `at .. at + regs * BLOCKS`.

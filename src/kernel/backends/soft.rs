@@ -23,10 +23,6 @@ use crate::kernel::{InOut, Job};
 
 type Block = Array<u8, U16>;
 
-/// Multi-buffer CBC lanes: the widest parallel batch of RustCrypto's
-/// hardware backends, a few of its fixsliced ones.
-const LANES: usize = 8;
-
 /// RustCrypto key schedules; they wipe themselves on drop (`aes/zeroize`).
 pub(crate) enum Ciphers {
     Aes128(Aes128),
@@ -211,29 +207,48 @@ impl BlockSizeUser for CbcEncryptMulti<'_, '_> {
 
 impl BlockCipherEncClosure for CbcEncryptMulti<'_, '_> {
     fn call<B: BlockCipherEncBackend<BlockSize = U16>>(self, backend: &B) {
-        let mut scratch = Scratch::new();
-        let mut lanes = Lanes::<LANES, false>::new(self.jobs, 0, &mut scratch);
-        lanes.drive(
-            |chain, _| *chain.first_chunk::<LANES>().unwrap_or(&[[0; 16]; LANES]),
-            |chain, chains, _| chains[..LANES].copy_from_slice(chain),
-            |chain, run| {
-                let mut blocks = [Block::default(); LANES];
-                for step in run.steps() {
-                    for (lane, block) in blocks.iter_mut().enumerate() {
-                        *block = xor(
-                            &Block::from(run.read(lane, step)),
-                            &Block::from(chain[lane]),
-                        );
-                    }
-                    encrypt_blocks(backend, &mut blocks);
-                    for (lane, block) in blocks.iter().enumerate() {
-                        chain[lane] = block.0;
-                        run.write(lane, step, block.0);
-                    }
-                }
-            },
-        );
+        // As many lanes as the cipher's parallel width (a const generic
+        // cannot be computed from it, so the nearest size below).
+        match B::ParBlocksSize::USIZE {
+            64.. => lanes::<B, 64>(backend, self.jobs),
+            32..64 => lanes::<B, 32>(backend, self.jobs),
+            30..32 => lanes::<B, 30>(backend, self.jobs),
+            16..30 => lanes::<B, 16>(backend, self.jobs),
+            8..16 => lanes::<B, 8>(backend, self.jobs),
+            4..8 => lanes::<B, 4>(backend, self.jobs),
+            _ => lanes::<B, 2>(backend, self.jobs),
+        }
     }
+}
+
+/// Multi-buffer CBC encryption of `jobs` in `N` lanes, through the shared
+/// lane driver.
+fn lanes<B: BlockCipherEncBackend<BlockSize = U16>, const N: usize>(
+    backend: &B,
+    jobs: &mut [Job<'_>],
+) {
+    let mut scratch = Scratch::new();
+    let mut lanes = Lanes::<N, false>::new(jobs, 0, &mut scratch);
+    lanes.drive(
+        |chain, _| *chain.first_chunk::<N>().unwrap_or(&[[0; 16]; N]),
+        |chain, chains, _| chains[..N].copy_from_slice(chain),
+        |chain, run| {
+            let mut blocks = [Block::default(); N];
+            for step in run.steps() {
+                for (lane, block) in blocks.iter_mut().enumerate() {
+                    *block = xor(
+                        &Block::from(run.read(lane, step)),
+                        &Block::from(chain[lane]),
+                    );
+                }
+                encrypt_blocks(backend, &mut blocks);
+                for (lane, block) in blocks.iter().enumerate() {
+                    chain[lane] = block.0;
+                    run.write(lane, step, block.0);
+                }
+            }
+        },
+    );
 }
 
 /// Encrypts `blocks` in place, the cipher's parallel width at a time.

@@ -51,45 +51,27 @@ impl Simd for AesNi {
     }
 
     #[inline(always)]
-    unsafe fn encrypt<const NR: usize, const N: usize>(
-        k: &[__m128i; MAX_ROUND_KEYS],
-        x: &mut [__m128i; N],
-    ) {
+    unsafe fn enc_round(x: __m128i, k: __m128i) -> __m128i {
         // SAFETY: the caller is in AES-NI's target features.
-        unsafe {
-            for b in x.iter_mut() {
-                *b = _mm_xor_si128(*b, k[0]);
-            }
-            for key in &k[1..NR] {
-                for b in x.iter_mut() {
-                    *b = _mm_aesenc_si128(*b, *key);
-                }
-            }
-            for b in x.iter_mut() {
-                *b = _mm_aesenclast_si128(*b, k[NR]);
-            }
-        }
+        unsafe { _mm_aesenc_si128(x, k) }
     }
 
     #[inline(always)]
-    unsafe fn decrypt<const NR: usize, const N: usize>(
-        k: &[__m128i; MAX_ROUND_KEYS],
-        x: &mut [__m128i; N],
-    ) {
-        // SAFETY: the caller is in AES-NI's target features.
-        unsafe {
-            for b in x.iter_mut() {
-                *b = _mm_xor_si128(*b, k[0]);
-            }
-            for key in &k[1..NR] {
-                for b in x.iter_mut() {
-                    *b = _mm_aesdec_si128(*b, *key);
-                }
-            }
-            for b in x.iter_mut() {
-                *b = _mm_aesdeclast_si128(*b, k[NR]);
-            }
-        }
+    unsafe fn enc_last(x: __m128i, k: __m128i) -> __m128i {
+        // SAFETY: as above.
+        unsafe { _mm_aesenclast_si128(x, k) }
+    }
+
+    #[inline(always)]
+    unsafe fn dec_round(x: __m128i, k: __m128i) -> __m128i {
+        // SAFETY: as above.
+        unsafe { _mm_aesdec_si128(x, k) }
+    }
+
+    #[inline(always)]
+    unsafe fn dec_last(x: __m128i, k: __m128i) -> __m128i {
+        // SAFETY: as above.
+        unsafe { _mm_aesdeclast_si128(x, k) }
     }
 
     #[inline(always)]
@@ -177,11 +159,9 @@ impl Clmul for AesNi {
     unsafe fn fold(acc: __m128i, keys: __m128i, block: __m128i) -> __m128i {
         // SAFETY: the caller is in the target features with PCLMULQDQ.
         unsafe {
-            _mm_xor_si128(
-                _mm_xor_si128(
-                    _mm_clmulepi64_si128::<0x00>(acc, keys),
-                    _mm_clmulepi64_si128::<0x11>(acc, keys),
-                ),
+            Self::xor3(
+                _mm_clmulepi64_si128::<0x00>(acc, keys),
+                _mm_clmulepi64_si128::<0x11>(acc, keys),
                 block,
             )
         }

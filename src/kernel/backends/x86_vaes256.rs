@@ -52,45 +52,27 @@ impl Simd for Vaes256 {
     }
 
     #[inline(always)]
-    unsafe fn encrypt<const NR: usize, const N: usize>(
-        k: &[__m256i; MAX_ROUND_KEYS],
-        x: &mut [__m256i; N],
-    ) {
+    unsafe fn enc_round(x: __m256i, k: __m256i) -> __m256i {
         // SAFETY: the caller is in the target features.
-        unsafe {
-            for b in x.iter_mut() {
-                *b = _mm256_xor_si256(*b, k[0]);
-            }
-            for key in &k[1..NR] {
-                for b in x.iter_mut() {
-                    *b = _mm256_aesenc_epi128(*b, *key);
-                }
-            }
-            for b in x.iter_mut() {
-                *b = _mm256_aesenclast_epi128(*b, k[NR]);
-            }
-        }
+        unsafe { _mm256_aesenc_epi128(x, k) }
     }
 
     #[inline(always)]
-    unsafe fn decrypt<const NR: usize, const N: usize>(
-        k: &[__m256i; MAX_ROUND_KEYS],
-        x: &mut [__m256i; N],
-    ) {
-        // SAFETY: the caller is in the target features.
-        unsafe {
-            for b in x.iter_mut() {
-                *b = _mm256_xor_si256(*b, k[0]);
-            }
-            for key in &k[1..NR] {
-                for b in x.iter_mut() {
-                    *b = _mm256_aesdec_epi128(*b, *key);
-                }
-            }
-            for b in x.iter_mut() {
-                *b = _mm256_aesdeclast_epi128(*b, k[NR]);
-            }
-        }
+    unsafe fn enc_last(x: __m256i, k: __m256i) -> __m256i {
+        // SAFETY: as above.
+        unsafe { _mm256_aesenclast_epi128(x, k) }
+    }
+
+    #[inline(always)]
+    unsafe fn dec_round(x: __m256i, k: __m256i) -> __m256i {
+        // SAFETY: as above.
+        unsafe { _mm256_aesdec_epi128(x, k) }
+    }
+
+    #[inline(always)]
+    unsafe fn dec_last(x: __m256i, k: __m256i) -> __m256i {
+        // SAFETY: as above.
+        unsafe { _mm256_aesdeclast_epi128(x, k) }
     }
 
     #[inline(always)]
@@ -153,11 +135,9 @@ impl Clmul for Vaes256 {
     unsafe fn fold(acc: __m256i, keys: __m256i, block: __m256i) -> __m256i {
         // SAFETY: the caller is in the target features with VPCLMULQDQ.
         unsafe {
-            _mm256_xor_si256(
-                _mm256_xor_si256(
-                    _mm256_clmulepi64_epi128::<0x00>(acc, keys),
-                    _mm256_clmulepi64_epi128::<0x11>(acc, keys),
-                ),
+            Self::xor3(
+                _mm256_clmulepi64_epi128::<0x00>(acc, keys),
+                _mm256_clmulepi64_epi128::<0x11>(acc, keys),
                 block,
             )
         }

@@ -61,55 +61,35 @@ impl Simd for Vaes512 {
         unsafe { _mm512_xor_si512(a, b) }
     }
 
+    /// In one instruction.
     #[inline(always)]
-    unsafe fn encrypt<const NR: usize, const N: usize>(
-        k: &[__m512i; MAX_ROUND_KEYS],
-        x: &mut [__m512i; N],
-    ) {
+    unsafe fn xor3(a: __m512i, b: __m512i, c: __m512i) -> __m512i {
         // SAFETY: the caller is in the target features.
-        unsafe {
-            for b in x.iter_mut() {
-                *b = _mm512_xor_si512(*b, k[0]);
-            }
-            rounds::<NR, N>(k, x);
-        }
-    }
-
-    /// `x ^ y ^ round key 0` in one instruction.
-    #[inline(always)]
-    unsafe fn encrypt_xor<const NR: usize, const N: usize>(
-        k: &[__m512i; MAX_ROUND_KEYS],
-        x: &mut [__m512i; N],
-        y: &[__m512i; N],
-    ) {
-        // SAFETY: the caller is in the target features.
-        unsafe {
-            for (x, y) in x.iter_mut().zip(y) {
-                *x = _mm512_ternarylogic_epi64::<0x96>(*x, *y, k[0]);
-            }
-            rounds::<NR, N>(k, x);
-        }
+        unsafe { _mm512_ternarylogic_epi64::<0x96>(a, b, c) }
     }
 
     #[inline(always)]
-    unsafe fn decrypt<const NR: usize, const N: usize>(
-        k: &[__m512i; MAX_ROUND_KEYS],
-        x: &mut [__m512i; N],
-    ) {
+    unsafe fn enc_round(x: __m512i, k: __m512i) -> __m512i {
         // SAFETY: the caller is in the target features.
-        unsafe {
-            for b in x.iter_mut() {
-                *b = _mm512_xor_si512(*b, k[0]);
-            }
-            for key in &k[1..NR] {
-                for b in x.iter_mut() {
-                    *b = _mm512_aesdec_epi128(*b, *key);
-                }
-            }
-            for b in x.iter_mut() {
-                *b = _mm512_aesdeclast_epi128(*b, k[NR]);
-            }
-        }
+        unsafe { _mm512_aesenc_epi128(x, k) }
+    }
+
+    #[inline(always)]
+    unsafe fn enc_last(x: __m512i, k: __m512i) -> __m512i {
+        // SAFETY: as above.
+        unsafe { _mm512_aesenclast_epi128(x, k) }
+    }
+
+    #[inline(always)]
+    unsafe fn dec_round(x: __m512i, k: __m512i) -> __m512i {
+        // SAFETY: as above.
+        unsafe { _mm512_aesdec_epi128(x, k) }
+    }
+
+    #[inline(always)]
+    unsafe fn dec_last(x: __m512i, k: __m512i) -> __m512i {
+        // SAFETY: as above.
+        unsafe { _mm512_aesdeclast_epi128(x, k) }
     }
 
     #[inline(always)]
@@ -174,34 +154,12 @@ impl Simd for Vaes512 {
     }
 }
 
-/// Rounds 1..=NR of encryption; round key 0 is already XORed in.
-///
-/// # Safety
-/// In the target features.
-#[inline(always)]
-unsafe fn rounds<const NR: usize, const N: usize>(
-    k: &[__m512i; MAX_ROUND_KEYS],
-    x: &mut [__m512i; N],
-) {
-    // SAFETY: the caller's contract.
-    unsafe {
-        for key in &k[1..NR] {
-            for b in x.iter_mut() {
-                *b = _mm512_aesenc_epi128(*b, *key);
-            }
-        }
-        for b in x.iter_mut() {
-            *b = _mm512_aesenclast_epi128(*b, k[NR]);
-        }
-    }
-}
-
 impl Clmul for Vaes512 {
     #[inline(always)]
     unsafe fn fold(acc: __m512i, keys: __m512i, block: __m512i) -> __m512i {
         // SAFETY: the caller is in the target features with VPCLMULQDQ.
         unsafe {
-            _mm512_ternarylogic_epi64::<0x96>(
+            Self::xor3(
                 _mm512_clmulepi64_epi128::<0x00>(acc, keys),
                 _mm512_clmulepi64_epi128::<0x11>(acc, keys),
                 block,
