@@ -44,6 +44,19 @@ use super::crc::CrcRequest;
 pub(crate) const MAX_LANES: usize = 64;
 const IDLE: usize = usize::MAX;
 
+/// A backend's live lane state (chains, and CRC accumulators, in
+/// registers) and its step loop, for [`Lanes::drive`]. Methods rather than
+/// closures, so that they inline into a backend's `#[target_feature]`
+/// entry with its features.
+pub(crate) trait LaneKernel<const N: usize> {
+    /// Takes every lane's state from [`Lanes::chain`] and [`Lanes::crc`].
+    fn load(&mut self, chain: &[[u8; 16]; MAX_LANES], crc: &[[u8; 16]; MAX_LANES]);
+    /// Writes every lane's state back.
+    fn save(&self, chain: &mut [[u8; 16]; MAX_LANES], crc: &mut [[u8; 16]; MAX_LANES]);
+    /// Moves every lane through `run`.
+    fn run(&mut self, run: &Run<'_, '_, '_, '_, N>);
+}
+
 /// Which jobs `N` lanes work on, and when.
 ///
 /// A backend runs them with [`Lanes::drive`]: in each [`Run`], every lane
@@ -132,26 +145,18 @@ impl<'s, 'j, 'b, const N: usize, const CRC: bool> Lanes<'s, 'j, 'b, N, CRC> {
     }
 
     /// Runs every job through the lanes: the loop of every multi-buffer
-    /// backend. `S` is the backend's live lane state (chains, and CRC
-    /// accumulators, in registers): `load` makes it from [`Lanes::chain`]
-    /// and [`Lanes::crc`], `save` writes it back after each run, and `run`
-    /// moves it through a run. Lanes that took a job at the end of a run
-    /// restart from their job's IV and seed.
+    /// backend, with the backend's live lane state in `kernel`. Lanes that
+    /// took a job at the end of a run restart from their job's IV and seed.
     #[inline(always)]
-    pub(crate) fn drive<S>(
-        &mut self,
-        load: impl Fn(&[[u8; 16]; MAX_LANES], &[[u8; 16]; MAX_LANES]) -> S,
-        save: impl Fn(&S, &mut [[u8; 16]; MAX_LANES], &mut [[u8; 16]; MAX_LANES]),
-        mut run: impl FnMut(&mut S, &Run<'_, 's, 'j, 'b, N>),
-    ) {
-        let mut state = load(&self.chain, &self.crc);
+    pub(crate) fn drive(&mut self, kernel: &mut impl LaneKernel<N>) {
+        kernel.load(&self.chain, &self.crc);
         loop {
-            let Some(this) = self.begin_run() else { break };
-            run(&mut state, &this);
-            drop(this);
-            save(&state, &mut self.chain, &mut self.crc);
+            let Some(run) = self.begin_run() else { break };
+            kernel.run(&run);
+            drop(run);
+            kernel.save(&mut self.chain, &mut self.crc);
             if self.end_run() != 0 {
-                state = load(&self.chain, &self.crc);
+                kernel.load(&self.chain, &self.crc);
             }
         }
     }

@@ -180,24 +180,13 @@ impl Simd for Armv8 {
         unsafe { veorq_u8(vaesdq_u8(x, vdupq_n_u8(0)), k) }
     }
 
-    /// A round is `AESMC(AESE(x, k))`, kept as an adjacent pair so cores
-    /// that fuse the two do; the last is `AESE(x, k[NR - 1]) ^ k[NR]`.
     #[inline(always)]
     unsafe fn encrypt<const NR: usize, const N: usize>(
         k: &[uint8x16_t; MAX_ROUND_KEYS],
         x: &mut [uint8x16_t; N],
     ) {
         // SAFETY: the caller is in the AES extension's target features.
-        unsafe {
-            for key in &k[..NR - 1] {
-                for b in x.iter_mut() {
-                    *b = vaesmcq_u8(vaeseq_u8(*b, *key));
-                }
-            }
-            for b in x.iter_mut() {
-                *b = veorq_u8(vaeseq_u8(*b, k[NR - 1]), k[NR]);
-            }
-        }
+        unsafe { rounds::<NR, N, false>(k, x) }
     }
 
     /// `AESE` XORs round key 0 itself: XOR `y` in, then encrypt.
@@ -222,16 +211,7 @@ impl Simd for Armv8 {
         x: &mut [uint8x16_t; N],
     ) {
         // SAFETY: as above.
-        unsafe {
-            for key in &k[..NR - 1] {
-                for b in x.iter_mut() {
-                    *b = vaesimcq_u8(vaesdq_u8(*b, *key));
-                }
-            }
-            for b in x.iter_mut() {
-                *b = veorq_u8(vaesdq_u8(*b, k[NR - 1]), k[NR]);
-            }
-        }
+        unsafe { rounds::<NR, N, true>(k, x) }
     }
 
     #[inline(always)]
@@ -312,6 +292,40 @@ impl Simd for Armv8 {
                 y = vaeseq_u8(x, k[NR - 1]);
                 Self::store(dst.add(i * 16), veorq_u8(y, k[NR]));
             }
+        }
+    }
+}
+
+/// All rounds over `N` registers: a round is `AESMC(AESE(x, k))` (or
+/// `AESIMC(AESD(x, k))`), kept as an adjacent pair so cores that fuse the
+/// two do; the last is `AESE(x, k[NR - 1]) ^ k[NR]`.
+///
+/// # Safety
+/// In the AES extension's target features.
+#[allow(unknown_lints, inline_always_mismatching_target_features)]
+#[inline(always)]
+unsafe fn rounds<const NR: usize, const N: usize, const DECRYPT: bool>(
+    k: &[uint8x16_t; MAX_ROUND_KEYS],
+    x: &mut [uint8x16_t; N],
+) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        for key in &k[..NR - 1] {
+            for b in x.iter_mut() {
+                *b = if DECRYPT {
+                    vaesimcq_u8(vaesdq_u8(*b, *key))
+                } else {
+                    vaesmcq_u8(vaeseq_u8(*b, *key))
+                };
+            }
+        }
+        for b in x.iter_mut() {
+            let last = if DECRYPT {
+                vaesdq_u8(*b, k[NR - 1])
+            } else {
+                vaeseq_u8(*b, k[NR - 1])
+            };
+            *b = veorq_u8(last, k[NR]);
         }
     }
 }

@@ -21,7 +21,7 @@
 //! driver (whose ranges come from a [`Run`]).
 
 use crate::kernel::key_schedule::MAX_ROUND_KEYS;
-use crate::kernel::lanes::{Lanes, MAX_LANES, Run, Step};
+use crate::kernel::lanes::{LaneKernel, Lanes, MAX_LANES, Run, Step};
 
 /// The primitives of one instruction set.
 pub(crate) trait Simd {
@@ -198,33 +198,92 @@ pub(crate) trait Clmul: Simd {
 pub(crate) unsafe fn round_keys<B: Simd>(
     keys: &[[u8; 16]; MAX_ROUND_KEYS],
 ) -> [B::Reg; MAX_ROUND_KEYS] {
+    // A loop, not `array::from_fn`: a closure does not inherit the
+    // entry's target features, and `from_fn` may stay a call.
     // SAFETY: the caller is in the backend's target features.
-    core::array::from_fn(|i| unsafe { B::splat(&keys[i]) })
+    unsafe {
+        let mut k = [B::zero(); MAX_ROUND_KEYS];
+        for (k, key) in k.iter_mut().zip(keys) {
+            *k = B::splat(key);
+        }
+        k
+    }
 }
 
 /// Blocks the narrow backend takes at the end of a buffer: fewer than the
 /// widest register's four.
 const NARROW_MAX: usize = 4;
 
-/// Runs a parallel mode over `blocks` blocks: `wide(state, at, regs)` for
-/// groups of `regs` (`1..=W`, `W` but for the last) registers of `B` from
-/// block `at`, then `narrow(state, at, n)` for the last `n < B::BLOCKS`
-/// blocks, if any. One call site each, so both inline.
+/// A parallel mode, a group of registers at a time (see [`groups`]).
+/// Methods, not closures: closures would not inherit the entry's target
+/// features.
+trait Group<B: Simd> {
+    /// `regs` (`1..=W`) registers of `B` from block `at`.
+    ///
+    /// # Safety
+    /// In `B`'s target features; the blocks lie inside the mode's buffer.
+    unsafe fn wide<const W: usize>(&mut self, at: usize, regs: usize);
+    /// The last `n < B::BLOCKS` blocks from block `at`, on `B::Narrow`.
+    ///
+    /// # Safety
+    /// As `wide`.
+    unsafe fn narrow(self, at: usize, n: usize);
+}
+
+/// Runs a parallel mode over `blocks` blocks: groups of `W` registers of
+/// `B` (fewer for the last), then the last `n < B::BLOCKS` blocks, if any,
+/// on the narrow backend.
+///
+/// # Safety
+/// As [`Group::wide`], for a buffer of `blocks` blocks.
 #[inline(always)]
-fn groups<B: Simd, const W: usize, S>(
-    blocks: usize,
-    mut state: S,
-    mut wide: impl FnMut(&mut S, usize, usize),
-    narrow: impl FnOnce(S, usize, usize),
-) {
+unsafe fn groups<B: Simd, const W: usize>(blocks: usize, mut mode: impl Group<B>) {
     let mut at = 0;
-    while blocks - at >= B::BLOCKS {
-        let regs = W.min((blocks - at) / B::BLOCKS);
-        wide(&mut state, at, regs);
+    // Whole groups with a constant register count, so the loads and stores
+    // stay in registers; then one shorter group.
+    while blocks - at >= W * B::BLOCKS {
+        // SAFETY: the caller's contract; `at + W * BLOCKS <= blocks`.
+        unsafe { mode.wide::<W>(at, W) };
+        at += W * B::BLOCKS;
+    }
+    let regs = (blocks - at) / B::BLOCKS;
+    if regs > 0 {
+        // SAFETY: as above, `at + regs * BLOCKS <= blocks`.
+        unsafe { mode.wide::<W>(at, regs) };
         at += regs * B::BLOCKS;
     }
     if at < blocks {
-        narrow(state, at, blocks - at);
+        // SAFETY: as above.
+        unsafe { mode.narrow(at, blocks - at) };
+    }
+}
+
+/// The buffer of a parallel mode and its round keys.
+struct Buf<'k, B: Simd> {
+    keys: &'k [[u8; 16]; MAX_ROUND_KEYS],
+    k: [B::Reg; MAX_ROUND_KEYS],
+    src: *const u8,
+    dst: *mut u8,
+}
+
+struct Ecb<'k, B: Simd, const NR: usize, const DECRYPT: bool>(Buf<'k, B>);
+
+impl<B: Simd, const NR: usize, const DECRYPT: bool> Group<B> for Ecb<'_, B, NR, DECRYPT> {
+    #[inline(always)]
+    unsafe fn wide<const W: usize>(&mut self, at: usize, regs: usize) {
+        let b = &self.0;
+        // SAFETY: the caller's contract.
+        unsafe { ecb_group::<B, NR, W, DECRYPT>(&b.k, b.src, b.dst, at, regs) }
+    }
+
+    #[inline(always)]
+    unsafe fn narrow(self, at: usize, n: usize) {
+        let b = self.0;
+        // SAFETY: the caller's contract.
+        unsafe {
+            let k = round_keys::<B::Narrow>(b.keys);
+            ecb_group::<B::Narrow, NR, NARROW_MAX, DECRYPT>(&k, b.src, b.dst, at, n);
+        }
     }
 }
 
@@ -240,18 +299,11 @@ pub(crate) unsafe fn ecb<B: Simd, const NR: usize, const W: usize, const DECRYPT
     dst: *mut u8,
     blocks: usize,
 ) {
-    // SAFETY: the caller's contract; `groups` stays inside `blocks`.
+    // SAFETY: the caller's contract.
     unsafe {
         let k = round_keys::<B>(keys);
-        groups::<B, W, _>(
-            blocks,
-            (),
-            |(), at, regs| ecb_group::<B, NR, W, DECRYPT>(&k, src, dst, at, regs),
-            |(), at, n| {
-                let k = round_keys::<B::Narrow>(keys);
-                ecb_group::<B::Narrow, NR, NARROW_MAX, DECRYPT>(&k, src, dst, at, n);
-            },
-        );
+        let buf = Buf { keys, k, src, dst };
+        groups::<B, W>(blocks, Ecb::<B, NR, DECRYPT>(buf));
     }
 }
 
@@ -305,6 +357,34 @@ pub(crate) unsafe fn cbc_encrypt<B: Simd, const NR: usize>(
     }
 }
 
+/// CBC decryption; `prev`'s last block is the ciphertext before the next
+/// group.
+struct CbcDecrypt<'k, B: Simd, const NR: usize> {
+    buf: Buf<'k, B>,
+    prev: B::Reg,
+}
+
+impl<B: Simd, const NR: usize> Group<B> for CbcDecrypt<'_, B, NR> {
+    #[inline(always)]
+    unsafe fn wide<const W: usize>(&mut self, at: usize, regs: usize) {
+        let b = &self.buf;
+        // SAFETY: the caller's contract.
+        self.prev =
+            unsafe { cbc_decrypt_group::<B, NR, W>(&b.k, self.prev, b.src, b.dst, at, regs) };
+    }
+
+    #[inline(always)]
+    unsafe fn narrow(self, at: usize, n: usize) {
+        let b = self.buf;
+        // SAFETY: the caller's contract.
+        unsafe {
+            let k = round_keys::<B::Narrow>(b.keys);
+            let prev = B::last(self.prev);
+            cbc_decrypt_group::<B::Narrow, NR, NARROW_MAX>(&k, prev, b.src, b.dst, at, n);
+        }
+    }
+}
+
 /// CBC decryption of `blocks` blocks, `W` registers in flight.
 ///
 /// # Safety
@@ -317,20 +397,12 @@ pub(crate) unsafe fn cbc_decrypt<B: Simd, const NR: usize, const W: usize>(
     dst: *mut u8,
     blocks: usize,
 ) {
-    // SAFETY: the caller's contract; `groups` stays inside `blocks`.
+    // SAFETY: the caller's contract.
     unsafe {
         let k = round_keys::<B>(keys);
-        // The last block of `prev` is the ciphertext before the group.
-        groups::<B, W, _>(
-            blocks,
-            B::splat(iv),
-            |prev, at, regs| *prev = cbc_decrypt_group::<B, NR, W>(&k, *prev, src, dst, at, regs),
-            |prev, at, n| {
-                let k = round_keys::<B::Narrow>(keys);
-                let prev = B::last(prev);
-                cbc_decrypt_group::<B::Narrow, NR, NARROW_MAX>(&k, prev, src, dst, at, n);
-            },
-        );
+        let buf = Buf { keys, k, src, dst };
+        let prev = B::splat(iv);
+        groups::<B, W>(blocks, CbcDecrypt::<B, NR> { buf, prev });
     }
 }
 
@@ -403,6 +475,33 @@ pub(crate) unsafe fn ctr<B: Simd, const NR: usize, const W: usize>(
     }
 }
 
+/// CTR from `counter`; `base` holds the counters of the next group.
+struct Ctr<'k, B: Simd, const NR: usize> {
+    buf: Buf<'k, B>,
+    counter: u128,
+    base: B::Reg,
+}
+
+impl<B: Simd, const NR: usize> Group<B> for Ctr<'_, B, NR> {
+    #[inline(always)]
+    unsafe fn wide<const W: usize>(&mut self, at: usize, regs: usize) {
+        let b = &self.buf;
+        // SAFETY: the caller's contract.
+        self.base = unsafe { ctr_group::<B, NR, W>(&b.k, self.base, b.src, b.dst, at, regs) };
+    }
+
+    #[inline(always)]
+    unsafe fn narrow(self, at: usize, n: usize) {
+        let b = self.buf;
+        // SAFETY: the caller's contract.
+        unsafe {
+            let k = round_keys::<B::Narrow>(b.keys);
+            let base = B::Narrow::counters(self.counter + at as u128);
+            ctr_group::<B::Narrow, NR, NARROW_MAX>(&k, base, b.src, b.dst, at, n);
+        }
+    }
+}
+
 /// CTR over `blocks` blocks whose counters do not wrap the low 64 bits.
 ///
 /// # Safety
@@ -415,19 +514,12 @@ unsafe fn ctr_stretch<B: Simd, const NR: usize, const W: usize>(
     dst: *mut u8,
     blocks: usize,
 ) {
-    // SAFETY: the caller's contract; `groups` stays inside `blocks`.
+    // SAFETY: the caller's contract.
     unsafe {
         let k = round_keys::<B>(keys);
-        groups::<B, W, _>(
-            blocks,
-            B::counters(counter),
-            |base, at, regs| *base = ctr_group::<B, NR, W>(&k, *base, src, dst, at, regs),
-            |_, at, n| {
-                let k = round_keys::<B::Narrow>(keys);
-                let base = B::Narrow::counters(counter + at as u128);
-                ctr_group::<B::Narrow, NR, NARROW_MAX>(&k, base, src, dst, at, n);
-            },
-        );
+        let buf = Buf { keys, k, src, dst };
+        let base = B::counters(counter);
+        groups::<B, W>(blocks, Ctr::<B, NR> { buf, counter, base });
     }
 }
 
@@ -447,9 +539,10 @@ unsafe fn ctr_group<B: Simd, const NR: usize, const W: usize>(
 ) -> B::Reg {
     // SAFETY: the caller's contract.
     unsafe {
-        let mut x: [B::Reg; W] = core::array::from_fn(|g| {
-            B::counter_blocks(B::add_counter(base, (g * B::BLOCKS) as u64))
-        });
+        let mut x = [B::zero(); W];
+        for (g, x) in x.iter_mut().enumerate() {
+            *x = B::counter_blocks(B::add_counter(base, (g * B::BLOCKS) as u64));
+        }
         B::encrypt::<NR, W>(k, &mut x);
         for (g, ks) in x.iter().enumerate().take(regs) {
             let at = (at + g * B::BLOCKS) * 16;
@@ -459,14 +552,107 @@ unsafe fn ctr_group<B: Simd, const NR: usize, const W: usize>(
     }
 }
 
+/// The live state of the lanes of a multi-buffer CBC encryption in `R`
+/// registers of `BLOCKS` lanes: chains, and with `CRC` the accumulators
+/// (see `kernel::crc`), folded with `fold`. Made inside the backend's
+/// target features ([`cbc_encrypt_lanes`]), so its methods may use them.
+struct LaneRegs<B: Simd, const NR: usize, const R: usize, const CRC: bool, F> {
+    k: [B::Reg; MAX_ROUND_KEYS],
+    chain: [B::Reg; R],
+    acc: [B::Reg; R],
+    fold: F,
+}
+
+impl<B, const NR: usize, const R: usize, const N: usize, const CRC: bool, F> LaneKernel<N>
+    for LaneRegs<B, NR, R, CRC, F>
+where
+    B: Simd,
+    F: Fn(B::Reg, B::Reg) -> B::Reg,
+{
+    #[inline(always)]
+    fn load(&mut self, chain: &[[u8; 16]; MAX_LANES], crc: &[[u8; 16]; MAX_LANES]) {
+        // SAFETY: made in the target features; R * BLOCKS <= MAX_LANES.
+        unsafe {
+            load_lanes::<B, R>(&mut self.chain, chain);
+            if CRC {
+                load_lanes::<B, R>(&mut self.acc, crc);
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn save(&self, chain: &mut [[u8; 16]; MAX_LANES], crc: &mut [[u8; 16]; MAX_LANES]) {
+        // SAFETY: as in `load`.
+        unsafe {
+            store_lanes::<B, R>(&self.chain, chain);
+            if CRC {
+                store_lanes::<B, R>(&self.acc, crc);
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn run(&mut self, run: &Run<'_, '_, '_, '_, N>) {
+        // SAFETY: made in the target features; the `Run` makes every
+        // lane's block of each of its steps valid (N == R * BLOCKS).
+        unsafe {
+            for step in run.steps() {
+                let plain = gather::<B, R, N>(run, step);
+                if CRC {
+                    // Before the rounds, so the plaintext registers are
+                    // free during them (they would spill with 32 lanes).
+                    for (acc, plain) in self.acc.iter_mut().zip(&plain) {
+                        *acc = (self.fold)(*acc, *plain);
+                    }
+                }
+                let mut x = plain;
+                B::encrypt_xor::<NR, R>(&self.k, &mut x, &self.chain);
+                scatter::<B, R, N>(run, step, &x);
+                self.chain = x;
+            }
+        }
+    }
+}
+
+/// The first `R` registers of a lane state array.
+///
+/// # Safety
+/// In `B`'s target features; `R * B::BLOCKS <= MAX_LANES`.
+#[inline(always)]
+unsafe fn load_lanes<B: Simd, const R: usize>(
+    regs: &mut [B::Reg; R],
+    state: &[[u8; 16]; MAX_LANES],
+) {
+    let state = state.as_flattened().as_ptr();
+    for (g, r) in regs.iter_mut().enumerate() {
+        // SAFETY: the caller's contract: register g is inside the array.
+        *r = unsafe { B::load(state.add(16 * B::BLOCKS * g)) };
+    }
+}
+
+/// The inverse of [`load_lanes`].
+///
+/// # Safety
+/// As [`load_lanes`].
+#[inline(always)]
+unsafe fn store_lanes<B: Simd, const R: usize>(
+    regs: &[B::Reg; R],
+    state: &mut [[u8; 16]; MAX_LANES],
+) {
+    let state = state.as_flattened_mut().as_mut_ptr();
+    for (g, r) in regs.iter().enumerate() {
+        // SAFETY: the caller's contract: register g is inside the array.
+        unsafe { B::store(state.add(16 * B::BLOCKS * g), *r) };
+    }
+}
+
 /// Multi-buffer CBC encryption of `lanes`' jobs in `R` registers of
 /// `BLOCKS` lanes (`N = R * BLOCKS`); with `CRC`, every lane also folds its
-/// plaintext into its CRC accumulator (see `kernel::crc`), `fold_keys`
-/// being `crc::consts::FOLD_128` in every block.
+/// plaintext into its CRC accumulator with `fold` (see `kernel::crc`).
 ///
 /// # Safety
 /// In `B`'s target features, and with `CRC` in those of `B`'s [`Clmul`]
-/// (`fold` is `Clmul::fold` then); `N == R * B::BLOCKS`.
+/// (`fold` is `Clmul::fold` then).
 #[inline(always)]
 pub(crate) unsafe fn cbc_encrypt_lanes<
     B: Simd,
@@ -479,55 +665,17 @@ pub(crate) unsafe fn cbc_encrypt_lanes<
     lanes: &mut Lanes<'_, '_, '_, N, CRC>,
     fold: impl Fn(B::Reg, B::Reg) -> B::Reg,
 ) {
-    const { assert!(N <= MAX_LANES) };
-    debug_assert_eq!(N, R * B::BLOCKS);
-    // SAFETY: the caller's contract; block pointers come from a `Run`
-    // (valid for every lane below N and each of its steps), and the lane
-    // state arrays hold MAX_LANES >= R * BLOCKS blocks.
-    unsafe {
-        let k = round_keys::<B>(keys);
-        let load_lanes = |state: &[[u8; 16]; MAX_LANES]| -> [B::Reg; R] {
-            let state = state.as_flattened().as_ptr();
-            core::array::from_fn(|g| B::load(state.add(16 * B::BLOCKS * g)))
-        };
-        let store_lanes = |state: &mut [[u8; 16]; MAX_LANES], regs: &[B::Reg; R]| {
-            let state = state.as_flattened_mut().as_mut_ptr();
-            for (g, r) in regs.iter().enumerate() {
-                B::store(state.add(16 * B::BLOCKS * g), *r);
-            }
-        };
-        lanes.drive(
-            |chain, crc| {
-                (
-                    load_lanes(chain),
-                    if CRC { load_lanes(crc) } else { [B::zero(); R] },
-                )
-            },
-            |(chain, acc), chains, crcs| {
-                store_lanes(chains, chain);
-                if CRC {
-                    store_lanes(crcs, acc);
-                }
-            },
-            |(chain, acc), run| {
-                for step in run.steps() {
-                    let plain = gather::<B, R, N>(run, step);
-                    if CRC {
-                        // Before the rounds, so the plaintext registers
-                        // are free during them (they would spill with 32
-                        // lanes).
-                        for g in 0..R {
-                            acc[g] = fold(acc[g], plain[g]);
-                        }
-                    }
-                    let mut x = plain;
-                    B::encrypt_xor::<NR, R>(&k, &mut x, chain);
-                    scatter::<B, R, N>(run, step, &x);
-                    *chain = x;
-                }
-            },
-        );
-    }
+    const { assert!(N <= MAX_LANES && N == R * B::BLOCKS) };
+    // SAFETY: the caller's contract.
+    let mut regs = unsafe {
+        LaneRegs::<B, NR, R, CRC, _> {
+            k: round_keys::<B>(keys),
+            chain: [B::zero(); R],
+            acc: [B::zero(); R],
+            fold,
+        }
+    };
+    lanes.drive(&mut regs);
 }
 
 /// Every lane's block of `step`, `BLOCKS` lanes per register.
@@ -540,7 +688,13 @@ unsafe fn gather<B: Simd, const R: usize, const N: usize>(
     step: Step<'_>,
 ) -> [B::Reg; R] {
     // SAFETY: the `Run` makes every lane's block of `step` readable.
-    core::array::from_fn(|g| unsafe { B::gather(|j| run.src(B::BLOCKS * g + j, step)) })
+    unsafe {
+        let mut x = [B::zero(); R];
+        for (g, x) in x.iter_mut().enumerate() {
+            *x = B::gather(|j| run.src(B::BLOCKS * g + j, step));
+        }
+        x
+    }
 }
 
 /// Writes every lane's block of `step`, after [`gather`] read them.
@@ -625,11 +779,18 @@ macro_rules! entries {
                 if jobs.len() >= $min {
                     let mut lanes = Lanes::<{ $N2 }, false>::new(jobs, $stagger, &mut scratch);
                     // SAFETY: the token proves the CPU features.
-                    unsafe { by_rounds!(keys, lanes_wide::<NR>(&keys.enc, &mut lanes)) }
+                    unsafe {
+                        by_rounds!(
+                            keys,
+                            run_lanes::<NR, { $R2 }, { $N2 }>(&keys.enc, &mut lanes)
+                        )
+                    }
                 } else {
                     let mut lanes = Lanes::<{ $N }, false>::new(jobs, $stagger, &mut scratch);
                     // SAFETY: the token proves the CPU features.
-                    unsafe { by_rounds!(keys, lanes_narrow::<NR>(&keys.enc, &mut lanes)) }
+                    unsafe {
+                        by_rounds!(keys, run_lanes::<NR, { $R }, { $N }>(&keys.enc, &mut lanes))
+                    }
                 }
             }
 
@@ -642,11 +803,21 @@ macro_rules! entries {
                     let mut lanes = Lanes::<{ $N2 }, true>::new(jobs, $stagger, &mut scratch);
                     // SAFETY: the token proves the CPU features with
                     // carry-less multiply.
-                    unsafe { by_rounds!(keys, lanes_wide_crc::<NR>(&keys.enc, &mut lanes)) }
+                    unsafe {
+                        by_rounds!(
+                            keys,
+                            run_lanes_crc::<NR, { $R2 }, { $N2 }>(&keys.enc, &mut lanes)
+                        )
+                    }
                 } else {
                     let mut lanes = Lanes::<{ $N }, true>::new(jobs, $stagger, &mut scratch);
                     // SAFETY: as above.
-                    unsafe { by_rounds!(keys, lanes_narrow_crc::<NR>(&keys.enc, &mut lanes)) }
+                    unsafe {
+                        by_rounds!(
+                            keys,
+                            run_lanes_crc::<NR, { $R }, { $N }>(&keys.enc, &mut lanes)
+                        )
+                    }
                 }
                 $crate::kernel::crc::finish_jobs(jobs);
             }
@@ -711,51 +882,24 @@ macro_rules! entries {
         }
 
         #[target_feature(enable = $f)]
-        unsafe fn lanes_narrow<const NR: usize>(
+        unsafe fn run_lanes<const NR: usize, const R: usize, const N: usize>(
             keys: &[[u8; 16]; MAX_ROUND_KEYS],
-            lanes: &mut Lanes<'_, '_, '_, { $N }, false>,
+            lanes: &mut Lanes<'_, '_, '_, N, false>,
         ) {
             // SAFETY: the caller's contract.
-            unsafe {
-                modes::cbc_encrypt_lanes::<$B, NR, { $R }, { $N }, false>(keys, lanes, |a, _| a)
-            }
-        }
-
-        #[target_feature(enable = $f)]
-        unsafe fn lanes_wide<const NR: usize>(
-            keys: &[[u8; 16]; MAX_ROUND_KEYS],
-            lanes: &mut Lanes<'_, '_, '_, { $N2 }, false>,
-        ) {
-            // SAFETY: the caller's contract.
-            unsafe {
-                modes::cbc_encrypt_lanes::<$B, NR, { $R2 }, { $N2 }, false>(keys, lanes, |a, _| a)
-            }
+            unsafe { modes::cbc_encrypt_lanes::<$B, NR, R, N, false>(keys, lanes, |a, _| a) }
         }
 
         #[target_feature(enable = $cf)]
-        unsafe fn lanes_narrow_crc<const NR: usize>(
+        unsafe fn run_lanes_crc<const NR: usize, const R: usize, const N: usize>(
             keys: &[[u8; 16]; MAX_ROUND_KEYS],
-            lanes: &mut Lanes<'_, '_, '_, { $N }, true>,
+            lanes: &mut Lanes<'_, '_, '_, N, true>,
         ) {
             // SAFETY: the caller's contract (features with carry-less
             // multiply, so `Clmul::fold` may run).
             unsafe {
                 let k = <$B as Simd>::splat(&$crate::kernel::crc::FOLD_128_BLOCK);
-                modes::cbc_encrypt_lanes::<$B, NR, { $R }, { $N }, true>(keys, lanes, |a, b| {
-                    <$B as Clmul>::fold(a, k, b)
-                })
-            }
-        }
-
-        #[target_feature(enable = $cf)]
-        unsafe fn lanes_wide_crc<const NR: usize>(
-            keys: &[[u8; 16]; MAX_ROUND_KEYS],
-            lanes: &mut Lanes<'_, '_, '_, { $N2 }, true>,
-        ) {
-            // SAFETY: as in `lanes_narrow_crc`.
-            unsafe {
-                let k = <$B as Simd>::splat(&$crate::kernel::crc::FOLD_128_BLOCK);
-                modes::cbc_encrypt_lanes::<$B, NR, { $R2 }, { $N2 }, true>(keys, lanes, |a, b| {
+                modes::cbc_encrypt_lanes::<$B, NR, R, N, true>(keys, lanes, |a, b| {
                     <$B as Clmul>::fold(a, k, b)
                 })
             }

@@ -18,7 +18,7 @@ use aes::cipher::{
 };
 use aes::{Aes128, Aes192, Aes256};
 
-use crate::kernel::lanes::{Lanes, Scratch};
+use crate::kernel::lanes::{LaneKernel, Lanes, MAX_LANES, Run, Scratch};
 use crate::kernel::{InOut, Job};
 
 type Block = Array<u8, U16>;
@@ -229,26 +229,45 @@ fn lanes<B: BlockCipherEncBackend<BlockSize = U16>, const N: usize>(
 ) {
     let mut scratch = Scratch::new();
     let mut lanes = Lanes::<N, false>::new(jobs, 0, &mut scratch);
-    lanes.drive(
-        |chain, _| *chain.first_chunk::<N>().unwrap_or(&[[0; 16]; N]),
-        |chain, chains, _| chains[..N].copy_from_slice(chain),
-        |chain, run| {
-            let mut blocks = [Block::default(); N];
-            for step in run.steps() {
-                for (lane, block) in blocks.iter_mut().enumerate() {
-                    *block = xor(
-                        &Block::from(run.read(lane, step)),
-                        &Block::from(chain[lane]),
-                    );
-                }
-                encrypt_blocks(backend, &mut blocks);
-                for (lane, block) in blocks.iter().enumerate() {
-                    chain[lane] = block.0;
-                    run.write(lane, step, block.0);
-                }
+    lanes.drive(&mut SoftLanes {
+        backend,
+        chain: [[0; 16]; N],
+    });
+}
+
+/// The soft backend's lane state: the chains.
+struct SoftLanes<'a, B, const N: usize> {
+    backend: &'a B,
+    chain: [[u8; 16]; N],
+}
+
+impl<B: BlockCipherEncBackend<BlockSize = U16>, const N: usize> LaneKernel<N>
+    for SoftLanes<'_, B, N>
+{
+    fn load(&mut self, chain: &[[u8; 16]; MAX_LANES], _: &[[u8; 16]; MAX_LANES]) {
+        self.chain.copy_from_slice(&chain[..N]);
+    }
+
+    fn save(&self, chain: &mut [[u8; 16]; MAX_LANES], _: &mut [[u8; 16]; MAX_LANES]) {
+        chain[..N].copy_from_slice(&self.chain);
+    }
+
+    fn run(&mut self, run: &Run<'_, '_, '_, '_, N>) {
+        let mut blocks = [Block::default(); N];
+        for step in run.steps() {
+            for (lane, block) in blocks.iter_mut().enumerate() {
+                *block = xor(
+                    &Block::from(run.read(lane, step)),
+                    &Block::from(self.chain[lane]),
+                );
             }
-        },
-    );
+            encrypt_blocks(self.backend, &mut blocks);
+            for (lane, block) in blocks.iter().enumerate() {
+                self.chain[lane] = block.0;
+                run.write(lane, step, block.0);
+            }
+        }
+    }
 }
 
 /// Encrypts `blocks` in place, the cipher's parallel width at a time.

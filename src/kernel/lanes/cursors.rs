@@ -196,3 +196,45 @@ impl<const N: usize> Drop for Run<'_, '_, '_, '_, N> {
         self.cursors.now += self.steps;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The checks that make a `Run` a proof: no run past a lane's buffer
+    /// (job or scratch), no job given twice or out of order, no lane out of
+    /// range, and a run moves every lane on by its length.
+    #[test]
+    fn runs_stay_inside_every_lane_buffer() {
+        let mut a = [1u8; 3 * 16];
+        let mut b = [2u8; 5 * 16];
+        let mut jobs = [
+            Job::in_place([0; 16], &mut a),
+            Job::in_place([0; 16], &mut b),
+        ];
+        let mut scratch = Scratch::new();
+        let mut cursors = Cursors::<2>::new(&mut jobs, &mut scratch);
+        assert!(cursors.take(0, 1));
+        assert!(!cursors.take(1, 0), "a job before one already given");
+        assert!(!cursors.take(1, 1), "a job given twice");
+        assert!(!cursors.take(2, 2), "a lane out of range");
+        assert!(cursors.run(6, 0b10).is_none(), "past job 1's 5 blocks");
+        assert!(cursors.run(0, 0b10).is_none(), "an empty run");
+        let run = cursors.run(2, 0b10).expect("inside every buffer");
+        let steps: Vec<_> = run.steps().collect();
+        assert_eq!(steps.len(), 2);
+        assert_eq!(run.read(0, steps[1]), [2; 16]);
+        run.write(0, steps[1], [7; 16]);
+        drop(run);
+        assert_eq!(cursors.now(), 2);
+        assert!(cursors.run(4, 0b10).is_none(), "3 blocks of job 1 are left");
+        cursors.idle(0);
+        assert!(
+            cursors.run(MAX_RUN, 0b11).is_some(),
+            "scratch holds a whole run"
+        );
+        let _ = cursors;
+        assert_eq!(b[16..32], [7; 16]);
+        assert_eq!(a, [1; 48]);
+    }
+}
