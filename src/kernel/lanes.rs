@@ -54,7 +54,7 @@ pub(crate) trait LaneKernel<const N: usize> {
     /// Writes every lane's state back.
     fn save(&self, chain: &mut [[u8; 16]; MAX_LANES], crc: &mut [[u8; 16]; MAX_LANES]);
     /// Moves every lane through `run`.
-    fn run(&mut self, run: &Run<'_, '_, '_, '_, N>);
+    fn run(&mut self, run: &Run<'_, N>);
 }
 
 /// Which jobs `N` lanes work on, and when.
@@ -116,7 +116,7 @@ impl<'s, 'j, 'b, const N: usize, const CRC: bool> Lanes<'s, 'j, 'b, N, CRC> {
     /// The next run, or `None` when every job is done. Ends a run where a
     /// lane finishes its job or a waiting lane may start, and after at most
     /// `MAX_RUN` steps. Call [`Lanes::end_run`] after it.
-    fn begin_run(&mut self) -> Option<Run<'_, 's, 'j, 'b, N>> {
+    fn begin_run(&mut self) -> Option<Run<'_, N>> {
         loop {
             let now = self.cursors.now();
             let mut steps = self
@@ -151,9 +151,10 @@ impl<'s, 'j, 'b, const N: usize, const CRC: bool> Lanes<'s, 'j, 'b, N, CRC> {
     pub(crate) fn drive(&mut self, kernel: &mut impl LaneKernel<N>) {
         kernel.load(&self.chain, &self.crc);
         loop {
-            let Some(run) = self.begin_run() else { break };
-            kernel.run(&run);
-            drop(run);
+            match self.begin_run() {
+                Some(run) => kernel.run(&run),
+                None => break,
+            }
             kernel.save(&mut self.chain, &mut self.crc);
             if self.end_run() != 0 {
                 kernel.load(&self.chain, &self.crc);

@@ -29,6 +29,9 @@ pub(crate) trait Simd {
     type Reg: Copy;
     /// Blocks per register (1, 2 or 4).
     const BLOCKS: usize;
+    /// Whether CBC decryption keeps a group's ciphertext in registers
+    /// (32-register ISAs) rather than reloading it.
+    const KEEP_CIPHERTEXT: bool = false;
     /// The one-block backend that takes the last `< BLOCKS` blocks of a
     /// buffer and serial CBC encryption (itself when `BLOCKS == 1`).
     type Narrow: Simd;
@@ -432,17 +435,21 @@ unsafe fn cbc_decrypt_group<B: Simd, const NR: usize, const W: usize>(
         for (g, x) in x.iter_mut().enumerate().take(regs) {
             *x = B::load(src.add(block(g)));
         }
-        let last = x[regs - 1];
-        let first = x[0];
+        let c = x;
         B::decrypt::<NR, W>(k, &mut x);
-        // Reloaded rather than kept: eight ciphertexts beside eight states
-        // and up to fifteen round keys would spill on 16-register ISAs.
         for g in (1..regs).rev() {
-            let back = B::load(src.add(block(g) - 16));
+            // Kept in registers where there are enough of them; otherwise
+            // reloaded: eight ciphertexts beside eight states and up to
+            // fifteen round keys would spill on 16-register ISAs.
+            let back = if B::KEEP_CIPHERTEXT {
+                B::shift_in(c[g - 1], c[g])
+            } else {
+                B::load(src.add(block(g) - 16))
+            };
             B::store(dst.add(block(g)), B::xor(x[g], back));
         }
-        B::store(dst.add(block(0)), B::xor(x[0], B::shift_in(prev, first)));
-        last
+        B::store(dst.add(block(0)), B::xor(x[0], B::shift_in(prev, c[0])));
+        c[regs - 1]
     }
 }
 
@@ -592,7 +599,7 @@ where
     }
 
     #[inline(always)]
-    fn run(&mut self, run: &Run<'_, '_, '_, '_, N>) {
+    fn run(&mut self, run: &Run<'_, N>) {
         // SAFETY: made in the target features; the `Run` makes every
         // lane's block of each of its steps valid (N == R * BLOCKS).
         unsafe {
@@ -684,7 +691,7 @@ pub(crate) unsafe fn cbc_encrypt_lanes<
 /// In `B`'s target features; `N == R * B::BLOCKS`.
 #[inline(always)]
 unsafe fn gather<B: Simd, const R: usize, const N: usize>(
-    run: &Run<'_, '_, '_, '_, N>,
+    run: &Run<'_, N>,
     step: Step<'_>,
 ) -> [B::Reg; R] {
     // SAFETY: the `Run` makes every lane's block of `step` readable.
@@ -703,7 +710,7 @@ unsafe fn gather<B: Simd, const R: usize, const N: usize>(
 /// As [`gather`].
 #[inline(always)]
 unsafe fn scatter<B: Simd, const R: usize, const N: usize>(
-    run: &Run<'_, '_, '_, '_, N>,
+    run: &Run<'_, N>,
     step: Step<'_>,
     x: &[B::Reg; R],
 ) {

@@ -252,7 +252,7 @@ impl<B: BlockCipherEncBackend<BlockSize = U16>, const N: usize> LaneKernel<N>
         chain[..N].copy_from_slice(&self.chain);
     }
 
-    fn run(&mut self, run: &Run<'_, '_, '_, '_, N>) {
+    fn run(&mut self, run: &Run<'_, N>) {
         let mut blocks = [Block::default(); N];
         for step in run.steps() {
             for (lane, block) in blocks.iter_mut().enumerate() {

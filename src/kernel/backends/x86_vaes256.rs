@@ -19,6 +19,7 @@ pub(crate) struct Vaes256;
 impl Simd for Vaes256 {
     type Reg = __m256i;
     const BLOCKS: usize = 2;
+    const KEEP_CIPHERTEXT: bool = true;
     type Narrow = AesNi;
 
     #[inline(always)]

@@ -29,6 +29,7 @@ pub(crate) struct Vaes512;
 impl Simd for Vaes512 {
     type Reg = __m512i;
     const BLOCKS: usize = 4;
+    const KEEP_CIPHERTEXT: bool = true;
     type Narrow = AesNi;
 
     #[inline(always)]

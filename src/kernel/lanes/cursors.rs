@@ -101,7 +101,8 @@ impl<'s, 'j, 'b, const N: usize> Cursors<'s, 'j, 'b, N> {
         }
     }
 
-    /// Moves `now` on without a run (nothing is active).
+    /// Moves `now` on without a run (nothing is active); a run moves it on
+    /// by its length when it is made.
     pub(crate) fn skip(&mut self, steps: usize) {
         self.now += steps;
     }
@@ -109,7 +110,7 @@ impl<'s, 'j, 'b, const N: usize> Cursors<'s, 'j, 'b, N> {
     /// A run of `steps` steps (1..=MAX_RUN), after `rebase`-ing idle lanes
     /// back to the start of the scratch space when they have used half of
     /// it. `None` if some lane's buffer does not hold `steps` more steps.
-    pub(crate) fn run(&mut self, steps: usize, idle: u64) -> Option<Run<'_, 's, 'j, 'b, N>> {
+    pub(crate) fn run(&mut self, steps: usize, idle: u64) -> Option<Run<'_, N>> {
         if steps == 0 || steps > MAX_RUN {
             return None;
         }
@@ -125,8 +126,14 @@ impl<'s, 'j, 'b, const N: usize> Cursors<'s, 'j, 'b, N> {
         if self.end.iter().any(|&end| end < last) {
             return None;
         }
+        // The lanes move on by the run now; the run keeps where it starts
+        // and borrows the pointers, so nothing changes them while it lasts.
+        let now = self.now;
+        self.now = last;
         Some(Run {
-            cursors: self,
+            src: &self.src,
+            dst: &self.dst,
+            now,
             steps,
         })
     }
@@ -139,8 +146,11 @@ impl<'s, 'j, 'b, const N: usize> Cursors<'s, 'j, 'b, N> {
 /// with jobs are disjoint (distinct jobs' `&mut` buffers), and a lane's
 /// source either is its destination (in place) or is a shared slice that
 /// no destination overlaps. Idle lanes share the scratch space.
-pub(crate) struct Run<'r, 's, 'j, 'b, const N: usize> {
-    cursors: &'r mut Cursors<'s, 'j, 'b, N>,
+pub(crate) struct Run<'r, const N: usize> {
+    src: &'r [*const u8; N],
+    dst: &'r [*mut u8; N],
+    /// The step at which the run starts.
+    now: usize,
     steps: usize,
 }
 
@@ -149,7 +159,7 @@ pub(crate) struct Run<'r, 's, 'j, 'b, const N: usize> {
 #[derive(Clone, Copy)]
 pub(crate) struct Step<'r>(usize, core::marker::PhantomData<&'r ()>);
 
-impl<const N: usize> Run<'_, '_, '_, '_, N> {
+impl<const N: usize> Run<'_, N> {
     /// The run's steps in order.
     #[inline(always)]
     pub(crate) fn steps(&self) -> impl Iterator<Item = Step<'_>> {
@@ -160,14 +170,14 @@ impl<const N: usize> Run<'_, '_, '_, '_, N> {
     /// reading 16 bytes until the run ends.
     #[inline(always)]
     pub(crate) fn src<'x>(&'x self, lane: usize, step: Step<'x>) -> *const u8 {
-        self.cursors.src[lane].wrapping_add(16 * (self.cursors.now + step.0))
+        self.src[lane].wrapping_add(16 * (self.now + step.0))
     }
 
     /// Where `lane` writes its block in `step`: valid for writing 16 bytes
     /// until the run ends; read the lane's block of that step first.
     #[inline(always)]
     pub(crate) fn dst<'x>(&'x self, lane: usize, step: Step<'x>) -> *mut u8 {
-        self.cursors.dst[lane].wrapping_add(16 * (self.cursors.now + step.0))
+        self.dst[lane].wrapping_add(16 * (self.now + step.0))
     }
 
     /// The block `lane` reads in `step`, for code without raw pointers.
@@ -187,13 +197,6 @@ impl<const N: usize> Run<'_, '_, '_, '_, N> {
                 .cast::<[u8; 16]>()
                 .write_unaligned(block);
         }
-    }
-}
-
-impl<const N: usize> Drop for Run<'_, '_, '_, '_, N> {
-    /// The run is done: the lanes have moved `steps` blocks on.
-    fn drop(&mut self) {
-        self.cursors.now += self.steps;
     }
 }
 
@@ -225,7 +228,6 @@ mod tests {
         assert_eq!(steps.len(), 2);
         assert_eq!(run.read(0, steps[1]), [2; 16]);
         run.write(0, steps[1], [7; 16]);
-        drop(run);
         assert_eq!(cursors.now(), 2);
         assert!(cursors.run(4, 0b10).is_none(), "3 blocks of job 1 are left");
         cursors.idle(0);
