@@ -150,11 +150,8 @@ impl<'s, 'j, 'b, const N: usize, const CRC: bool> Lanes<'s, 'j, 'b, N, CRC> {
     #[inline(always)]
     pub(crate) fn drive(&mut self, kernel: &mut impl LaneKernel<N>) {
         kernel.load(&self.chain, &self.crc);
-        loop {
-            match self.begin_run() {
-                Some(run) => kernel.run(&run),
-                None => break,
-            }
+        while let Some(run) = self.begin_run() {
+            kernel.run(&run);
             kernel.save(&mut self.chain, &mut self.crc);
             if self.end_run() != 0 {
                 kernel.load(&self.chain, &self.crc);
