@@ -213,10 +213,6 @@ pub(crate) unsafe fn round_keys<B: Simd>(
     }
 }
 
-/// Blocks the narrow backend takes at the end of a buffer: fewer than the
-/// widest register's four.
-const NARROW_MAX: usize = 4;
-
 /// A parallel mode, a group of registers at a time (see [`groups`]).
 /// Methods, not closures: closures would not inherit the entry's target
 /// features.
@@ -226,11 +222,11 @@ trait Group<B: Simd> {
     /// # Safety
     /// In `B`'s target features; the blocks lie inside the mode's buffer.
     unsafe fn wide<const W: usize>(&mut self, at: usize, regs: usize);
-    /// The last `n < B::BLOCKS` blocks from block `at`, on `B::Narrow`.
+    /// The last `K < B::BLOCKS` blocks from block `at`, on `B::Narrow`.
     ///
     /// # Safety
     /// As `wide`.
-    unsafe fn narrow(self, at: usize, n: usize);
+    unsafe fn narrow<const K: usize>(self, at: usize);
 }
 
 /// Runs a parallel mode over `blocks` blocks: groups of `W` registers of
@@ -249,15 +245,32 @@ unsafe fn groups<B: Simd, const W: usize>(blocks: usize, mut mode: impl Group<B>
         unsafe { mode.wide::<W>(at, W) };
         at += W * B::BLOCKS;
     }
+    const { assert!(W <= 8) };
+    // The last groups with constant counts too: a variable count turns
+    // the register arrays into memory copies.
     let regs = (blocks - at) / B::BLOCKS;
-    if regs > 0 {
-        // SAFETY: as above, `at + regs * BLOCKS <= blocks`.
-        unsafe { mode.wide::<W>(at, regs) };
-        at += regs * B::BLOCKS;
+    // SAFETY: as above, `at + regs * BLOCKS <= blocks` (`regs < W <= 8`).
+    unsafe {
+        match regs {
+            0 => {}
+            1 => mode.wide::<1>(at, 1),
+            2 => mode.wide::<2>(at, 2),
+            3 => mode.wide::<3>(at, 3),
+            4 => mode.wide::<4>(at, 4),
+            5 => mode.wide::<5>(at, 5),
+            6 => mode.wide::<6>(at, 6),
+            _ => mode.wide::<7>(at, 7),
+        }
     }
-    if at < blocks {
-        // SAFETY: as above.
-        unsafe { mode.narrow(at, blocks - at) };
+    at += regs * B::BLOCKS;
+    // SAFETY: as above, the last `blocks - at < BLOCKS <= 4` blocks.
+    unsafe {
+        match blocks - at {
+            0 => {}
+            1 => mode.narrow::<1>(at),
+            2 => mode.narrow::<2>(at),
+            _ => mode.narrow::<3>(at),
+        }
     }
 }
 
@@ -280,12 +293,12 @@ impl<B: Simd, const NR: usize, const DECRYPT: bool> Group<B> for Ecb<'_, B, NR, 
     }
 
     #[inline(always)]
-    unsafe fn narrow(self, at: usize, n: usize) {
+    unsafe fn narrow<const K: usize>(self, at: usize) {
         let b = self.0;
         // SAFETY: the caller's contract.
         unsafe {
             let k = round_keys::<B::Narrow>(b.keys);
-            ecb_group::<B::Narrow, NR, NARROW_MAX, DECRYPT>(&k, b.src, b.dst, at, n);
+            ecb_group::<B::Narrow, NR, K, DECRYPT>(&k, b.src, b.dst, at, K);
         }
     }
 }
@@ -377,13 +390,13 @@ impl<B: Simd, const NR: usize> Group<B> for CbcDecrypt<'_, B, NR> {
     }
 
     #[inline(always)]
-    unsafe fn narrow(self, at: usize, n: usize) {
+    unsafe fn narrow<const K: usize>(self, at: usize) {
         let b = self.buf;
         // SAFETY: the caller's contract.
         unsafe {
             let k = round_keys::<B::Narrow>(b.keys);
             let prev = B::last(self.prev);
-            cbc_decrypt_group::<B::Narrow, NR, NARROW_MAX>(&k, prev, b.src, b.dst, at, n);
+            cbc_decrypt_group::<B::Narrow, NR, K>(&k, prev, b.src, b.dst, at, K);
         }
     }
 }
@@ -498,13 +511,13 @@ impl<B: Simd, const NR: usize> Group<B> for Ctr<'_, B, NR> {
     }
 
     #[inline(always)]
-    unsafe fn narrow(self, at: usize, n: usize) {
+    unsafe fn narrow<const K: usize>(self, at: usize) {
         let b = self.buf;
         // SAFETY: the caller's contract.
         unsafe {
             let k = round_keys::<B::Narrow>(b.keys);
             let base = B::Narrow::counters(self.counter + at as u128);
-            ctr_group::<B::Narrow, NR, NARROW_MAX>(&k, base, b.src, b.dst, at, n);
+            ctr_group::<B::Narrow, NR, K>(&k, base, b.src, b.dst, at, K);
         }
     }
 }
