@@ -221,6 +221,24 @@ impl std::error::Error for Error {
     }
 }
 
+/// Each kernel refusal becomes the crate variant of the same name, so `?`
+/// from kernel calls and matches on `Error::KeyLength` and its kin keep
+/// working. The kernel error carries nothing more, so there is no
+/// `source()` to keep.
+impl From<crate::kernel::Error> for Error {
+    fn from(err: crate::kernel::Error) -> Self {
+        use crate::kernel::Error as K;
+        match err {
+            K::KeyLength(len) => Error::KeyLength(len),
+            K::LengthMismatch { src, dst } => Error::LengthMismatch { src, dst },
+            K::NotBlockAligned(len) => Error::NotBlockAligned(len),
+            K::UnsupportedBackend(backend) => Error::UnsupportedBackend(backend),
+            K::UnknownBackend(name) => Error::UnknownBackend(name),
+            K::UnknownMode(name) => Error::UnknownMode(name),
+        }
+    }
+}
+
 /// What kind of problem an [`Error`] is, to branch on without matching
 /// the nested `#[non_exhaustive]` enums.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

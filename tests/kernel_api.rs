@@ -2,7 +2,7 @@
 //! `ARIA_CRYPT_BACKEND` override CI uses to run the suite on the software
 //! backend), and clear errors instead of panics for bad arguments.
 
-use mariadb_aria_crypt::Error;
+use mariadb_aria_crypt::kernel::Error;
 use mariadb_aria_crypt::kernel::{Aes, BACKEND_ENV, Backend, Job, Mode};
 
 #[test]
@@ -100,5 +100,35 @@ fn key_schedules_are_shareable_and_keep_keys_out_of_debug() {
             "{debug}"
         );
         assert!(debug.contains(&format!("{backend:?}")), "{debug}");
+    }
+}
+
+/// `?` from a kernel call into the crate's error keeps the variant, the
+/// message and the error kind, so callers matching on `crate::Error` keep
+/// working.
+#[test]
+fn kernel_errors_convert_to_the_crate_error() {
+    use mariadb_aria_crypt::ErrorKind;
+    fn new_aes(key: &[u8]) -> Result<Aes, mariadb_aria_crypt::Error> {
+        Ok(Aes::new(key)?)
+    }
+    let err = new_aes(&[0; 17]).unwrap_err();
+    assert!(matches!(err, mariadb_aria_crypt::Error::KeyLength(17)));
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert_eq!(err.to_string(), Error::KeyLength(17).to_string());
+    let cases = [
+        Error::KeyLength(3),
+        Error::LengthMismatch { src: 1, dst: 2 },
+        Error::NotBlockAligned(5),
+        Error::UnsupportedBackend(Backend::Armv8),
+        Error::UnknownBackend("sse9".into()),
+        Error::UnknownMode("gcm".into()),
+    ];
+    for kernel in cases {
+        let text = kernel.to_string();
+        let crate_err = mariadb_aria_crypt::Error::from(kernel.clone());
+        assert_eq!(crate_err.to_string(), text, "{kernel:?}");
+        assert_eq!(crate_err.kind(), ErrorKind::InvalidInput, "{kernel:?}");
+        assert!(std::error::Error::source(&crate_err).is_none());
     }
 }

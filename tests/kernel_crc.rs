@@ -4,8 +4,9 @@
 //! lengths 0..=32768 (every remainder mod 16), in place and buffer to
 //! buffer, random initial values and a random subset of jobs asking: each
 //! `crc()` equals `crc32fast` over the prefix and the job's input, and the
-//! output equals the same batch without CRC requests. VAES-512 CBC encryption computes the CRC inside
-//! its lanes; everything else with `crc32fast` before transforming.
+//! output equals the same batch without CRC requests. CBC encryption on a
+//! hardware backend with carry-less multiply computes the CRC inside its
+//! lanes; everything else with `crc32fast` before transforming.
 //!
 //! Case counts follow `PROPTEST_CASES` (default 256).
 

@@ -3,7 +3,8 @@
 //! than lanes (16, or 32 for batches of 32 jobs and more on VAES-512):
 //! jobs of different lengths finish at different steps, so lanes are
 //! refilled mid-run; in place and buffer to buffer, empty jobs, tails, and
-//! CRC requests (fused into the lanes on VAES-512 with VPCLMULQDQ). Every
+//! CRC requests (fused into the lanes on every hardware backend with
+//! carry-less multiply). Every
 //! output is compared with RustCrypto `cbc` and MariaDB's tail rule
 //! (`common`), every CRC with `crc32fast`.
 

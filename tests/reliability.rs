@@ -15,7 +15,7 @@ use mariadb_aria_crypt::aria::{
     CryptData, PageFile, PageKind, PageRef, PageStatus, TableCipher, TableGeometry, TableHeader,
     WriteOptions, is_valid_block_size, page_crc, page_iv, pages_covered, try_page_lsn,
 };
-use mariadb_aria_crypt::kernel::{Aes, Backend, Job, Mode};
+use mariadb_aria_crypt::kernel::{Aes, Backend, Error as KernelError, Job, Mode};
 use mariadb_aria_crypt::keys::{
     DebugKeyProvider, FileKeyProvider, KeyMaterial, KeyProvider, VersionedKeyProvider,
 };
@@ -1796,7 +1796,7 @@ fn kernel_extreme_lengths_and_batches() {
             if len % 16 != 0 {
                 let mut v = vec![1u8; len];
                 assert!(
-                    matches!(aes.ecb_encrypt(&mut v), Err(Error::NotBlockAligned(l)) if l == len)
+                    matches!(aes.ecb_encrypt(&mut v), Err(KernelError::NotBlockAligned(l)) if l == len)
                 );
                 assert!(v.iter().all(|&b| b == 1), "{backend}: failed ECB wrote");
             }
@@ -1833,8 +1833,11 @@ fn kernel_extreme_lengths_and_batches() {
         let _ = name.parse::<Backend>();
         let _ = name.parse::<Mode>();
     }
-    assert!(matches!(Aes::new(&[]), Err(Error::KeyLength(0))));
-    assert!(matches!(Aes::new(&[0; 64]), Err(Error::KeyLength(64))));
+    assert!(matches!(Aes::new(&[]), Err(KernelError::KeyLength(0))));
+    assert!(matches!(
+        Aes::new(&[0; 64]),
+        Err(KernelError::KeyLength(64))
+    ));
 }
 
 #[test]

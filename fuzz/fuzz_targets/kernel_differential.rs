@@ -14,7 +14,7 @@
 
 use arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use mariadb_aria_crypt::Error;
+use mariadb_aria_crypt::kernel::Error;
 use mariadb_aria_crypt::kernel::{Aes, Backend, Job, Mode};
 use mariadb_aria_crypt_fuzz::{RefAes, SplitMix, cbc, ctr, ecb};
 

@@ -8,13 +8,15 @@
 //! computes over the plaintext it is about to encrypt.
 //!
 //! # Where it is computed
-//! Everywhere but one place, the generic code runs `crc32fast` over the
-//! job's input before the backend touches it. The exception is the VAES-512
-//! multi-buffer CBC encryption on CPUs with VPCLMULQDQ: there each SIMD lane
-//! keeps a 128-bit CRC accumulator beside its CBC chain and folds in the
-//! plaintext block it has just gathered for AES, so the carry-less
-//! multiplications fill the idle issue slots of the latency-bound AES loop
-//! instead of reading the data a second time.
+//! In multi-buffer CBC encryption on every backend with carry-less multiply
+//! (AES-NI with PCLMULQDQ, VAES-256 and VAES-512 with VPCLMULQDQ, ARMv8
+//! with PMULL), each SIMD lane keeps a 128-bit CRC accumulator beside its
+//! CBC chain and folds in the plaintext block it has just gathered for AES
+//! (the lane driver's `Clmul::fold`), so the carry-less multiplications
+//! fill the idle issue slots of the latency-bound AES loop instead of
+//! reading the data a second time. Everywhere else (the portable backend,
+//! CTR, decryption) the generic code runs `crc32fast` over the job's input
+//! before the backend touches it.
 //!
 //! # Folding
 //! Read a 16-byte block as a polynomial of degree < 128, its first byte
@@ -45,19 +47,12 @@
 //! last whole block the accumulator `X` is congruent to the message so far;
 //! the register is `X·x^32 mod P`, the register of a CRC over the 16 bytes
 //! of `X` started from zero. The job's last `len % 16` bytes (the part CBC
-//! handles with MariaDB's tail rule, outside the lanes) are appended, and
-//! the register is reduced to 32 bits by two more folds and a Barrett
-//! reduction (`consts::REDUCTION`), once per job.
+//! handles with MariaDB's tail rule, outside the lanes) are appended and
+//! the register reduced to 32 bits by `crc32fast` over those at most 31
+//! bytes ([`finish`]), once per job.
 
-/// The folding and reduction constants and their derivation from the
-/// polynomial, computed at compile time.
-#[cfg_attr(
-    not(target_arch = "x86_64"),
-    allow(
-        dead_code,
-        reason = "used by the x86-64 fused path; derived and tested everywhere"
-    )
-)]
+/// The folding constants and their derivation from the polynomial,
+/// computed at compile time.
 pub(crate) mod consts {
     /// The CRC-32 generator polynomial in normal (most significant first) form
     /// without its `x^32` term.
@@ -101,22 +96,6 @@ pub(crate) mod consts {
         normal.reverse_bits() >> 31
     }
 
-    /// `⌊x^64 / P⌋` (degree 32) in normal form, by long division.
-    pub(crate) const fn barrett_mu() -> u64 {
-        let p: u128 = (1 << 32) | POLY as u128;
-        let mut rem: u128 = 1 << 64;
-        let mut quotient: u64 = 0;
-        let mut d = 64;
-        while d >= 32 {
-            if (rem >> d) & 1 == 1 {
-                rem ^= p << (d - 32);
-                quotient |= 1 << (d - 32);
-            }
-            d -= 1;
-        }
-        quotient
-    }
-
     /// The pair `[x^(D+32) mod P, x^(D−32) mod P]`, reflected, that folds a
     /// 128-bit lane forward by `bits` = `D` bits: the first multiplies the
     /// lane's low (first) quadword, the second its high quadword.
@@ -138,26 +117,29 @@ pub(crate) mod consts {
         fold_keys(-112)[0],
         fold_keys(-104)[0],
     ];
+}
 
-    /// The constants of the final reduction from 128 to 32 bits, reflected.
-    #[derive(Clone, Copy, Debug)]
-    pub(crate) struct Reduction {
-        /// `x^96 mod P`: folds the first 64 bits of 128 onto the rest.
-        pub(crate) k96: u64,
-        /// `x^64 mod P`: folds the first 32 bits of 96 onto the rest.
-        pub(crate) k64: u64,
-        /// `µ = ⌊x^64 / P⌋`.
-        pub(crate) mu: u64,
-        /// `P` itself, `x^32` included.
-        pub(crate) poly: u64,
+/// [`consts::FOLD_128`] as the block a fused lane's fold multiplies by:
+/// the first constant in the low quadword.
+pub(crate) const FOLD_128_BLOCK: [u8; 16] =
+    ((consts::FOLD_128[1] as u128) << 64 | consts::FOLD_128[0] as u128).to_le_bytes();
+
+/// Stores the CRC value of every job that asks for one, from the
+/// accumulator the lanes left in its request: the job's tail (its last
+/// `len % 16` bytes) appended, then reduced to 32 bits, once per job. A job
+/// without a whole block never reached a lane and is computed directly.
+/// Must run before the CBC tail rule overwrites the tails.
+pub(crate) fn finish_jobs(jobs: &mut [super::Job<'_>]) {
+    for job in jobs.iter_mut() {
+        let Some(crc) = &mut job.crc else { continue };
+        let input = job.io.input();
+        let tail = &input[input.len() / 16 * 16..];
+        crc.value = Some(if input.len() >= 16 {
+            finish(&crc.fold, tail)
+        } else {
+            crc.compute(input)
+        });
     }
-
-    pub(crate) const REDUCTION: Reduction = Reduction {
-        k96: reflect33(xpow_mod(96) as u64),
-        k64: reflect33(xpow_mod(64) as u64),
-        mu: reflect33(barrett_mu()),
-        poly: reflect33((1 << 32) | POLY as u64),
-    };
 }
 
 /// zlib's `crc32(initial, data)` through `crc32fast`: what every path that
@@ -257,10 +239,9 @@ fn clmul64(a: u64, b: u64) -> u128 {
 
 /// The zlib value for a folded accumulator `fold` (see the module
 /// documentation) followed by the `tail` bytes: a CRC from register zero
-/// (zlib's `0xFFFFFFFF`) over the accumulator's 16 bytes, then the tail.
-/// The portable statement of what the SIMD reduction computes.
-#[cfg(test)]
-pub(crate) fn finish_portable(fold: &[u8; 16], tail: &[u8]) -> u32 {
+/// (zlib's `0xFFFFFFFF`) over the accumulator's 16 bytes, then the tail;
+/// at most 31 bytes, once per job.
+pub(crate) fn finish(fold: &[u8; 16], tail: &[u8]) -> u32 {
     let mut hasher = crc32fast::Hasher::new_with_initial(0xffff_ffff);
     hasher.update(fold);
     hasher.update(tail);
@@ -317,28 +298,12 @@ mod tests {
         }
     }
 
-    #[test]
-    fn barrett_constant_is_the_quotient() {
-        // x^64 = µ·P + rem with deg rem < 32: check by multiplying back.
-        let mu = barrett_mu();
-        let p = (1u128 << 32) | u128::from(POLY);
-        let product = (0..=32)
-            .filter(|d| (mu >> d) & 1 == 1)
-            .fold(0u128, |acc, d| acc ^ (p << d));
-        let rem = product ^ (1 << 64);
-        assert!(rem < 1 << 32, "remainder {rem:#x} has degree ≥ 32");
-    }
-
     /// The constants published with the PCLMULQDQ CRC paper and used by
     /// `crc32fast`, zlib-ng and Linux, derived here from the polynomial.
     #[test]
     fn constants_match_the_published_ones() {
         assert_eq!(FOLD_128, [0x1_7519_97d0, 0x0_ccaa_009e]);
         assert_eq!(fold_keys(512), [0x1_5444_2bd4, 0x1_c6e4_1596]);
-        assert_eq!(REDUCTION.k96, 0x0_ccaa_009e);
-        assert_eq!(REDUCTION.k64, 0x1_63cd_6124);
-        assert_eq!(REDUCTION.poly, 0x1_db71_0641);
-        assert_eq!(REDUCTION.mu, 0x1_f701_1641);
         assert_eq!(reflect33(u64::from(POLY)) >> 1, 0xedb8_8320);
     }
 
@@ -373,7 +338,7 @@ mod tests {
                     let whole: Vec<u8> = prefix.iter().chain(message).copied().collect();
                     let want = crc32(initial, &whole);
                     assert_eq!(
-                        finish_portable(&acc.to_le_bytes(), tail),
+                        finish(&acc.to_le_bytes(), tail),
                         want,
                         "{len} bytes after a {p}-byte prefix from {initial:#x}"
                     );

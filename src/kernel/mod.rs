@@ -32,25 +32,27 @@
 //! let mut hasher = crc32fast::Hasher::new_with_initial(5);
 //! hasher.update(&[42u8; 8172]);
 //! assert_eq!(jobs[0].crc(), Some(hasher.finalize()));
-//! # Ok::<(), mariadb_aria_crypt::Error>(())
+//! # Ok::<(), mariadb_aria_crypt::kernel::Error>(())
 //! ```
 
-mod backend;
 mod backends;
 mod crc;
+mod error;
+mod inout;
+mod key_schedule;
+mod lanes;
 mod limit;
-mod multibuffer;
 mod rustcrypto;
-mod schedule;
+mod select;
 
 use std::fmt;
 
-pub use backend::{BACKEND_ENV, Backend};
 use backends::Engine;
 use crc::CrcRequest;
+pub use error::Error;
+use inout::InOut;
 pub use limit::{Limit, aes_latency_bound, aes_limit};
-
-use crate::Error;
+pub use select::{BACKEND_ENV, Backend};
 
 /// AES block size in bytes.
 pub const BLOCK: usize = 16;
@@ -96,85 +98,6 @@ impl std::str::FromStr for Mode {
     }
 }
 
-/// A buffer processed in place, or copied from a source while processed.
-/// Invariant: `src`, when present, has the length of `dst`.
-pub(crate) struct InOut<'a> {
-    src: Option<&'a [u8]>,
-    dst: &'a mut [u8],
-}
-
-impl<'a> InOut<'a> {
-    fn in_place(buf: &'a mut [u8]) -> Self {
-        InOut {
-            src: None,
-            dst: buf,
-        }
-    }
-
-    fn buf_to_buf(src: &'a [u8], dst: &'a mut [u8]) -> Result<Self, Error> {
-        if src.len() != dst.len() {
-            return Err(Error::LengthMismatch {
-                src: src.len(),
-                dst: dst.len(),
-            });
-        }
-        Ok(InOut {
-            src: Some(src),
-            dst,
-        })
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.dst.len()
-    }
-
-    /// Source and destination pointers for the backends, valid for
-    /// `self.len()` bytes, equal (in place) or disjoint. Both come from one
-    /// mutable borrow of `dst`: in place, a source pointer taken from a
-    /// shared borrow would lose its right to read once the destination
-    /// pointer is made or written through.
-    pub(crate) fn ptrs(&mut self) -> (*const u8, *mut u8) {
-        let dst = self.dst.as_mut_ptr();
-        let src = match self.src {
-            Some(src) => src.as_ptr(),
-            None => dst.cast_const(),
-        };
-        (src, dst)
-    }
-
-    /// The bytes to be read: the source, or the buffer itself in place.
-    pub(crate) fn input(&self) -> &[u8] {
-        match self.src {
-            Some(src) => src,
-            None => self.dst,
-        }
-    }
-
-    /// The same buffer cut to its first `len` bytes (`len <= self.len()`).
-    fn prefix(&mut self, len: usize) -> InOut<'_> {
-        InOut {
-            src: self.src.map(|src| &src[..len]),
-            dst: &mut self.dst[..len],
-        }
-    }
-
-    /// `dst[from..] = src[from..] ^ mask[..]` for the bytes past `from`.
-    fn xor_tail(&mut self, from: usize, mask: &[u8; BLOCK]) {
-        match self.src {
-            Some(src) => {
-                for ((d, s), m) in self.dst[from..].iter_mut().zip(&src[from..]).zip(mask) {
-                    *d = s ^ m;
-                }
-            }
-            None => {
-                for (d, m) in self.dst[from..].iter_mut().zip(mask) {
-                    *d ^= m;
-                }
-            }
-        }
-    }
-}
-
 /// One buffer of a batch: its IV (CBC) or initial counter block (CTR), and
 /// its bytes, processed in place or from a separate source; optionally a
 /// request for the CRC-32 of the bytes it reads ([`Job::with_crc`]).
@@ -213,10 +136,12 @@ impl<'a> Job<'a> {
     /// transformed: the plaintext for encryption, the ciphertext for
     /// decryption; the source buffer, or the buffer itself in place.
     ///
-    /// VAES-512 CBC batch encryption on a CPU with VPCLMULQDQ folds the CRC
-    /// into the encryption loop; every other backend and mode, and
-    /// decryption, computes it with `crc32fast` before transforming the
-    /// job. The result is the same either way. Read it with [`Job::crc`].
+    /// CBC batch encryption on a hardware backend with carry-less multiply
+    /// (AES-NI with PCLMULQDQ, VAES-256 and VAES-512 with VPCLMULQDQ,
+    /// ARMv8 with PMULL) folds the CRC into the encryption loop; the
+    /// portable backend, CTR and decryption compute it with `crc32fast`
+    /// before transforming the job. The result is the same either way.
+    /// Read it with [`Job::crc`].
     #[must_use]
     #[inline]
     pub fn with_crc(self, initial: u32) -> Self {
@@ -259,7 +184,7 @@ impl<'a> Job<'a> {
 
     /// The output buffer.
     pub fn output(&self) -> &[u8] {
-        self.io.dst
+        self.io.output()
     }
 }
 
@@ -267,7 +192,7 @@ impl fmt::Debug for Job<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Job")
             .field("len", &self.len())
-            .field("in_place", &self.io.src.is_none())
+            .field("in_place", &self.io.is_in_place())
             .field("crc", &self.crc.map(|crc| crc.value))
             .finish_non_exhaustive()
     }
@@ -416,8 +341,8 @@ impl Aes {
     /// Encrypts every job. CBC interleaves the jobs in SIMD lanes
     /// (multi-buffer), so a batch runs at AES throughput even though each
     /// job is a serial chain; CTR goes wide inside each job. Jobs that ask
-    /// for a CRC ([`Job::with_crc`]) get the CRC of their plaintext; the
-    /// VAES-512 CBC path computes it inside the lanes.
+    /// for a CRC ([`Job::with_crc`]) get the CRC of their plaintext; CBC on
+    /// a backend with carry-less multiply computes it inside the lanes.
     pub fn encrypt_batch(&self, mode: Mode, jobs: &mut [Job<'_>]) {
         match mode {
             Mode::Cbc => {
@@ -449,8 +374,7 @@ impl Aes {
         match mode {
             Mode::Cbc => {
                 for job in jobs.iter_mut() {
-                    let full = job.io.len() & !(BLOCK - 1);
-                    self.engine.cbc_decrypt(&job.iv, job.io.prefix(full));
+                    self.engine.cbc_decrypt(&job.iv, job.io.whole_blocks());
                 }
                 self.cbc_tails(jobs);
             }
@@ -463,8 +387,7 @@ impl Aes {
     fn encrypt_io(&self, mode: Mode, iv: &[u8; BLOCK], mut io: InOut<'_>) {
         match mode {
             Mode::Cbc => {
-                let full = io.len() & !(BLOCK - 1);
-                self.engine.cbc_encrypt(iv, io.prefix(full));
+                self.engine.cbc_encrypt(iv, io.whole_blocks());
                 self.cbc_tail(iv, &mut io);
             }
             Mode::Ctr => self.ctr(iv, &mut io),
@@ -474,8 +397,7 @@ impl Aes {
     fn decrypt_io(&self, mode: Mode, iv: &[u8; BLOCK], mut io: InOut<'_>) {
         match mode {
             Mode::Cbc => {
-                let full = io.len() & !(BLOCK - 1);
-                self.engine.cbc_decrypt(iv, io.prefix(full));
+                self.engine.cbc_decrypt(iv, io.whole_blocks());
                 self.cbc_tail(iv, &mut io);
             }
             Mode::Ctr => self.ctr(iv, &mut io),
@@ -526,7 +448,7 @@ impl Aes {
 
     fn ctr(&self, counter: &[u8; BLOCK], io: &mut InOut<'_>) {
         let full = io.len() & !(BLOCK - 1);
-        self.engine.ctr(counter, io.prefix(full));
+        self.engine.ctr(counter, io.slice(0, full));
         if full != io.len() {
             let blocks = (full / BLOCK) as u128;
             let mut keystream = u128::from_be_bytes(*counter)
@@ -588,24 +510,36 @@ mod tests {
         FUSED_BATCHES.with(Cell::get) - before
     }
 
-    /// Whether the CPU can fuse the CRC into CBC lanes, by the standard
-    /// library's detection rather than the kernel's own.
-    fn cpu_fuses_crc() -> bool {
+    /// Whether `backend` fuses the CRC into its CBC lanes on this CPU, by
+    /// the standard library's detection rather than the kernel's own: every
+    /// hardware backend with its carry-less multiply.
+    fn cpu_fuses_crc(backend: Backend) -> bool {
         #[cfg(target_arch = "x86_64")]
         {
-            std::arch::is_x86_feature_detected!("vaes")
-                && std::arch::is_x86_feature_detected!("avx512f")
-                && std::arch::is_x86_feature_detected!("avx512bw")
-                && std::arch::is_x86_feature_detected!("avx512vl")
-                && std::arch::is_x86_feature_detected!("pclmulqdq")
-                && std::arch::is_x86_feature_detected!("vpclmulqdq")
+            use std::arch::is_x86_feature_detected as has;
+            let vaes = has!("vaes") && has!("avx2") && has!("pclmulqdq") && has!("vpclmulqdq");
+            match backend {
+                Backend::AesNi => has!("aes") && has!("pclmulqdq"),
+                Backend::Vaes256 => vaes,
+                Backend::Vaes512 => vaes && has!("avx512f") && has!("avx512bw") && has!("avx512vl"),
+                _ => false,
+            }
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        false
+        #[cfg(target_arch = "aarch64")]
+        {
+            use std::arch::is_aarch64_feature_detected as has;
+            backend == Backend::Armv8 && has!("aes") && has!("pmull")
+        }
+        #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+        {
+            let _ = backend;
+            false
+        }
     }
 
     /// The fused CRC runs exactly where it should: CBC encryption batches
-    /// with a CRC request on VAES-512 with VPCLMULQDQ, and nowhere else.
+    /// with a CRC request on every hardware backend with carry-less
+    /// multiply, and nowhere else.
     /// The CRC values themselves are checked in `tests/kernel_crc.rs`.
     #[test]
     fn fused_crc_runs_where_it_should() {
@@ -627,7 +561,7 @@ mod tests {
                     }
                 })
             };
-            let fuses = backend == Backend::Vaes512 && cpu_fuses_crc();
+            let fuses = cpu_fuses_crc(backend);
             assert_eq!(batch(Mode::Cbc, true, true), u64::from(fuses), "{backend}");
             assert_eq!(batch(Mode::Cbc, true, false), 0, "{backend}: no CRC asked");
             assert_eq!(batch(Mode::Cbc, false, true), 0, "{backend}: decryption");
@@ -638,7 +572,7 @@ mod tests {
             use std::io::Write;
             let _ = writeln!(
                 std::io::stderr(),
-                "skipped: fused_crc_runs_where_it_should saw no fused batch (no VAES-512 with VPCLMULQDQ)"
+                "skipped: fused_crc_runs_where_it_should saw no fused batch (no backend with carry-less multiply)"
             );
         }
     }

@@ -98,7 +98,9 @@ fn run(cli: &Cli) -> Result<Status, ToolError> {
     let backend = match &cli.backend {
         None => None,
         Some(name) => {
-            let backend: Backend = name.parse().map_err(ToolError::lib)?;
+            let backend: Backend = name
+                .parse()
+                .map_err(|err: crate::kernel::Error| ToolError::lib(err.into()))?;
             if !backend.is_supported() {
                 return Err(ToolError::input(format!(
                     "--backend {name}: this CPU cannot run it (it has {})",

@@ -14,45 +14,67 @@
 
 use core::arch::aarch64::*;
 
-use crate::kernel::multibuffer::{Scheduler, Scratch};
-use crate::kernel::schedule::{MAX_ROUND_KEYS, RoundKeys};
-use crate::kernel::{InOut, Job};
-
-/// Blocks processed per iteration of the parallel modes.
-const WIDTH: usize = 8;
-/// Lanes of the multi-buffer CBC encryption.
-const LANES: usize = 8;
-/// Steps by which each multi-buffer lane starts later than the previous one.
-const STAGGER: usize = 1;
+use super::modes::{self, Clmul, Simd, by_rounds, entries};
+use crate::kernel::Job;
+use crate::kernel::inout::InOut;
+use crate::kernel::key_schedule::{MAX_ROUND_KEYS, RoundKeys};
+use crate::kernel::lanes::{Lanes, Scratch};
 
 // `AT_HWCAP` on Linux and Android (AES and PMULL), `true` on Apple silicon,
 // `false` on other systems unless the build already targets the feature.
-cpufeatures::new!(cpuid_aes, "aes");
 
 /// Proof that the ARMv8 AES instructions (`AESE`, `AESD`, `AESMC`,
 /// `AESIMC`) are available.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Armv8Token(());
 
-impl Armv8Token {
-    /// `Some` on CPUs with the Cryptography Extensions; `None` otherwise
-    /// (a Cortex-A72 without them, for example), and then no AES
-    /// instruction ever runs. Detection runs once and is cached.
-    pub(crate) fn detect() -> Option<Self> {
-        cpuid_aes::get().then_some(Self(()))
+/// The CPU's features. Made only by [`Features::read`], which
+/// `select::detection` runs once and caches; the token is minted from it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Features {
+    aes: bool,
+    pmull: bool,
+}
+
+impl Features {
+    /// Runs detection. Only `select::detection` calls it.
+    pub(crate) fn read() -> Features {
+        let aes = cpuid_aes::get();
+        Features {
+            aes,
+            pmull: aes && std::arch::is_aarch64_feature_detected!("pmull"),
+        }
+    }
+
+    pub(crate) fn armv8(self) -> Option<Armv8Token> {
+        self.aes.then_some(Armv8Token(()))
+    }
+
+    fn armv8_clmul(self) -> Option<Armv8ClmulToken> {
+        self.pmull.then_some(Armv8ClmulToken(()))
     }
 }
 
-/// Runs `$f::<NR>` for the key's round count (10, 12 or 14).
-macro_rules! by_rounds {
-    ($keys:expr, $f:ident($($arg:expr),*)) => {
-        match $keys.rounds {
-            10 => $f::<10>($($arg),*),
-            12 => $f::<12>($($arg),*),
-            _ => $f::<14>($($arg),*),
-        }
-    };
+cpufeatures::new!(cpuid_aes, "aes");
+
+impl Armv8Token {
+    /// `Some` on CPUs with the Cryptography Extensions; `None` otherwise
+    /// (a Cortex-A72 without them, for example), and then no AES
+    /// instruction ever runs. Reads the detection cache.
+    pub(crate) fn detect() -> Option<Self> {
+        crate::kernel::select::detection().aarch64.armv8()
+    }
+
+    /// The token for the fused CRC, if the CPU also has PMULL.
+    pub(crate) fn clmul(self) -> Option<Armv8ClmulToken> {
+        crate::kernel::select::detection().aarch64.armv8_clmul()
+    }
 }
+
+/// Proof of everything [`Armv8Token`] proves, and of PMULL (`PMULL`,
+/// `PMULL2` on 64-bit lanes).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Armv8ClmulToken(());
 
 /// Expands a 16-, 24- or 32-byte key (constant time). Returns `None` for
 /// any other length.
@@ -87,417 +109,254 @@ fn inv_mix_columns(block: &mut [u8; 16]) {
     }
 }
 
-/// Loads 16 bytes from `ptr`.
+/// The ARMv8 primitives.
+pub(crate) struct Armv8;
+
+// The AES and PMULL intrinsics are `#[inline(always)]` with the `aes`
+// feature, which these primitives lack; they inline into the
+// `#[target_feature(enable = "aes,neon")]` entries, and the intrinsics with
+// them there (checked in the disassembly: no calls in the entries).
+#[allow(unknown_lints, inline_always_mismatching_target_features)]
+impl Simd for Armv8 {
+    type Reg = uint8x16_t;
+    const BLOCKS: usize = 1;
+    type Narrow = Armv8;
+
+    #[inline(always)]
+    unsafe fn zero() -> uint8x16_t {
+        // SAFETY: NEON is part of AArch64.
+        unsafe { vdupq_n_u8(0) }
+    }
+
+    #[inline(always)]
+    unsafe fn load(ptr: *const u8) -> uint8x16_t {
+        // SAFETY: the caller's contract (16 readable bytes); `LD1` of bytes
+        // needs no alignment.
+        unsafe { vld1q_u8(ptr) }
+    }
+
+    #[inline(always)]
+    unsafe fn store(ptr: *mut u8, x: uint8x16_t) {
+        // SAFETY: the caller's contract (16 writable bytes).
+        unsafe { vst1q_u8(ptr, x) }
+    }
+
+    #[inline(always)]
+    unsafe fn splat(block: &[u8; 16]) -> uint8x16_t {
+        // SAFETY: `block` is 16 readable bytes.
+        unsafe { Self::load(block.as_ptr()) }
+    }
+
+    #[inline(always)]
+    unsafe fn xor(a: uint8x16_t, b: uint8x16_t) -> uint8x16_t {
+        // SAFETY: NEON is part of AArch64.
+        unsafe { veorq_u8(a, b) }
+    }
+
+    // The x86 round shapes (`AESE` XORs its key first, so a zero key and
+    // an XOR after): for completeness; the bulk methods below do not use
+    // them.
+    #[inline(always)]
+    unsafe fn enc_round(x: uint8x16_t, k: uint8x16_t) -> uint8x16_t {
+        // SAFETY: the caller is in the AES extension's target features.
+        unsafe { veorq_u8(vaesmcq_u8(vaeseq_u8(x, vdupq_n_u8(0))), k) }
+    }
+
+    #[inline(always)]
+    unsafe fn enc_last(x: uint8x16_t, k: uint8x16_t) -> uint8x16_t {
+        // SAFETY: as above.
+        unsafe { veorq_u8(vaeseq_u8(x, vdupq_n_u8(0)), k) }
+    }
+
+    #[inline(always)]
+    unsafe fn dec_round(x: uint8x16_t, k: uint8x16_t) -> uint8x16_t {
+        // SAFETY: as above.
+        unsafe { veorq_u8(vaesimcq_u8(vaesdq_u8(x, vdupq_n_u8(0))), k) }
+    }
+
+    #[inline(always)]
+    unsafe fn dec_last(x: uint8x16_t, k: uint8x16_t) -> uint8x16_t {
+        // SAFETY: as above.
+        unsafe { veorq_u8(vaesdq_u8(x, vdupq_n_u8(0)), k) }
+    }
+
+    #[inline(always)]
+    unsafe fn encrypt<const NR: usize, const N: usize>(
+        k: &[uint8x16_t; MAX_ROUND_KEYS],
+        x: &mut [uint8x16_t; N],
+    ) {
+        // SAFETY: the caller is in the AES extension's target features.
+        unsafe { rounds::<NR, N, false>(k, x) }
+    }
+
+    /// `AESE` XORs round key 0 itself: XOR `y` in, then encrypt.
+    #[inline(always)]
+    unsafe fn encrypt_xor<const NR: usize, const N: usize>(
+        k: &[uint8x16_t; MAX_ROUND_KEYS],
+        x: &mut [uint8x16_t; N],
+        y: &[uint8x16_t; N],
+    ) {
+        // SAFETY: as above.
+        unsafe {
+            for (x, y) in x.iter_mut().zip(y) {
+                *x = veorq_u8(*x, *y);
+            }
+            Self::encrypt::<NR, N>(k, x);
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn decrypt<const NR: usize, const N: usize>(
+        k: &[uint8x16_t; MAX_ROUND_KEYS],
+        x: &mut [uint8x16_t; N],
+    ) {
+        // SAFETY: as above.
+        unsafe { rounds::<NR, N, true>(k, x) }
+    }
+
+    #[inline(always)]
+    unsafe fn shift_in(prev: uint8x16_t, _: uint8x16_t) -> uint8x16_t {
+        prev
+    }
+
+    #[inline(always)]
+    unsafe fn last(x: uint8x16_t) -> uint8x16_t {
+        x
+    }
+
+    #[inline(always)]
+    unsafe fn counters(counter: u128) -> uint8x16_t {
+        // SAFETY: NEON is part of AArch64.
+        unsafe {
+            let low = vcreate_u64(counter as u64);
+            let high = vcreate_u64((counter >> 64) as u64);
+            vreinterpretq_u8_u64(vcombine_u64(low, high))
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn add_counter(x: uint8x16_t, n: u64) -> uint8x16_t {
+        // SAFETY: NEON is part of AArch64.
+        unsafe {
+            let n = vcombine_u64(vcreate_u64(n), vcreate_u64(0));
+            vreinterpretq_u8_u64(vaddq_u64(vreinterpretq_u64_u8(x), n))
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn counter_blocks(x: uint8x16_t) -> uint8x16_t {
+        // Each half byte-reversed, then the halves swapped: the 128-bit
+        // big-endian block.
+        // SAFETY: NEON is part of AArch64.
+        unsafe {
+            let x = vrev64q_u8(x);
+            vextq_u8::<8>(x, x)
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn gather(ptr: impl Fn(usize) -> *const u8) -> uint8x16_t {
+        // SAFETY: the caller's contract.
+        unsafe { Self::load(ptr(0)) }
+    }
+
+    #[inline(always)]
+    unsafe fn scatter(ptr: impl Fn(usize) -> *mut u8, x: uint8x16_t) {
+        // SAFETY: the caller's contract.
+        unsafe { Self::store(ptr(0), x) }
+    }
+
+    /// Round key 0 is folded into the previous block's last round key and
+    /// the next plaintext into the first `AESE`, so the chain is the AES
+    /// instructions only.
+    #[inline(always)]
+    unsafe fn cbc_encrypt_chain<const NR: usize>(
+        k: &[uint8x16_t; MAX_ROUND_KEYS],
+        iv: &[u8; 16],
+        src: *const u8,
+        dst: *mut u8,
+        blocks: usize,
+    ) {
+        // SAFETY: the caller's contract: blocks `0..blocks` of `src` and
+        // `dst`; block i is read before it is written.
+        unsafe {
+            let k_first_last = veorq_u8(k[0], k[NR]);
+            // `y ^ k[NR]` is the previous ciphertext (the IV at first).
+            let mut y = veorq_u8(Self::splat(iv), k[NR]);
+            for i in 0..blocks {
+                let first = veorq_u8(Self::load(src.add(i * 16)), k_first_last);
+                let mut x = vaesmcq_u8(vaeseq_u8(y, first));
+                for key in &k[1..NR - 1] {
+                    x = vaesmcq_u8(vaeseq_u8(x, *key));
+                }
+                y = vaeseq_u8(x, k[NR - 1]);
+                Self::store(dst.add(i * 16), veorq_u8(y, k[NR]));
+            }
+        }
+    }
+}
+
+/// All rounds over `N` registers: a round is `AESMC(AESE(x, k))` (or
+/// `AESIMC(AESD(x, k))`), kept as an adjacent pair so cores that fuse the
+/// two do; the last is `AESE(x, k[NR - 1]) ^ k[NR]`.
 ///
 /// # Safety
-/// `ptr` must be valid for reading 16 bytes.
-#[inline]
-#[target_feature(enable = "aes,neon")]
-unsafe fn load(ptr: *const u8) -> uint8x16_t {
-    // SAFETY: the caller guarantees 16 readable bytes; no alignment needed.
-    unsafe { vld1q_u8(ptr) }
-}
-
-/// Stores 16 bytes to `ptr`.
-///
-/// # Safety
-/// `ptr` must be valid for writing 16 bytes.
-#[inline]
-#[target_feature(enable = "aes,neon")]
-unsafe fn store(ptr: *mut u8, x: uint8x16_t) {
-    // SAFETY: the caller guarantees 16 writable bytes; no alignment needed.
-    unsafe { vst1q_u8(ptr, x) }
-}
-
-#[inline]
-#[target_feature(enable = "aes,neon")]
-fn load_keys(keys: &[[u8; 16]; MAX_ROUND_KEYS]) -> [uint8x16_t; MAX_ROUND_KEYS] {
-    // SAFETY: each round key is a 16-byte array.
-    core::array::from_fn(|i| unsafe { load(keys[i].as_ptr()) })
-}
-
-/// Encrypts the array of blocks `$x` (`&mut [uint8x16_t; N]`) in place with
-/// the `$nr`-round keys `$k`, round by round across the blocks.
-///
-/// A macro, not a function, so it is always inlined: LLVM outlined some
-/// instances of a function version (AES-128 over 8 blocks among them) and
-/// passed the blocks through memory, and `#[inline(always)]` cannot be
-/// combined with `#[target_feature]`. Use it only inside functions with
-/// `#[target_feature(enable = "aes,neon")]`.
-macro_rules! encrypt_par {
-    ($nr:expr, $k:expr, $x:expr) => {{
-        let k: &[uint8x16_t; MAX_ROUND_KEYS] = $k;
-        let x = $x;
-        for key in &k[..$nr - 1] {
+/// In the AES extension's target features.
+#[allow(unknown_lints, inline_always_mismatching_target_features)]
+#[inline(always)]
+unsafe fn rounds<const NR: usize, const N: usize, const DECRYPT: bool>(
+    k: &[uint8x16_t; MAX_ROUND_KEYS],
+    x: &mut [uint8x16_t; N],
+) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        for key in &k[..NR - 1] {
             for b in x.iter_mut() {
-                *b = vaesmcq_u8(vaeseq_u8(*b, *key));
+                *b = if DECRYPT {
+                    vaesimcq_u8(vaesdq_u8(*b, *key))
+                } else {
+                    vaesmcq_u8(vaeseq_u8(*b, *key))
+                };
             }
         }
         for b in x.iter_mut() {
-            *b = veorq_u8(vaeseq_u8(*b, k[$nr - 1]), k[$nr]);
+            let last = if DECRYPT {
+                vaesdq_u8(*b, k[NR - 1])
+            } else {
+                vaeseq_u8(*b, k[NR - 1])
+            };
+            *b = veorq_u8(last, k[NR]);
         }
-    }};
-}
-
-/// Decrypts the array of blocks `$x` in place with the decryption round
-/// keys `$k`; see `encrypt_par!`.
-macro_rules! decrypt_par {
-    ($nr:expr, $k:expr, $x:expr) => {{
-        let k: &[uint8x16_t; MAX_ROUND_KEYS] = $k;
-        let x = $x;
-        for key in &k[..$nr - 1] {
-            for b in x.iter_mut() {
-                *b = vaesimcq_u8(vaesdq_u8(*b, *key));
-            }
-        }
-        for b in x.iter_mut() {
-            *b = veorq_u8(vaesdq_u8(*b, k[$nr - 1]), k[$nr]);
-        }
-    }};
-}
-
-pub(super) fn encrypt_block(token: Armv8Token, keys: &RoundKeys, block: &mut [u8; 16]) {
-    let _ = token;
-    // SAFETY: the token proves the AES extension is available.
-    unsafe { by_rounds!(keys, encrypt_block_impl(&keys.enc, block)) }
-}
-
-#[target_feature(enable = "aes,neon")]
-fn encrypt_block_impl<const NR: usize>(k: &[[u8; 16]; MAX_ROUND_KEYS], block: &mut [u8; 16]) {
-    // SAFETY: `block` is 16 bytes, readable and writable.
-    let mut x = [unsafe { load(block.as_ptr()) }];
-    encrypt_par!(NR, &load_keys(k), &mut x);
-    // SAFETY: as above.
-    unsafe { store(block.as_mut_ptr(), x[0]) }
-}
-
-pub(super) fn decrypt_block(token: Armv8Token, keys: &RoundKeys, block: &mut [u8; 16]) {
-    let _ = token;
-    // SAFETY: the token proves the AES extension is available.
-    unsafe { by_rounds!(keys, decrypt_block_impl(&keys.dec, block)) }
-}
-
-#[target_feature(enable = "aes,neon")]
-fn decrypt_block_impl<const NR: usize>(k: &[[u8; 16]; MAX_ROUND_KEYS], block: &mut [u8; 16]) {
-    // SAFETY: `block` is 16 bytes, readable and writable.
-    let mut x = [unsafe { load(block.as_ptr()) }];
-    decrypt_par!(NR, &load_keys(k), &mut x);
-    // SAFETY: as above.
-    unsafe { store(block.as_mut_ptr(), x[0]) }
-}
-
-pub(super) fn ecb_encrypt(token: Armv8Token, keys: &RoundKeys, mut io: InOut<'_>) {
-    let _ = token;
-    let blocks = io.len() / 16;
-    let (src, dst) = io.ptrs();
-    // SAFETY: the token proves the AES extension is available; `src` and
-    // `dst` hold `blocks` whole blocks (the `InOut` invariant: equal
-    // lengths) and are equal or disjoint.
-    unsafe { by_rounds!(keys, ecb_impl(&keys.enc, src, dst, blocks, false)) }
-}
-
-pub(super) fn ecb_decrypt(token: Armv8Token, keys: &RoundKeys, mut io: InOut<'_>) {
-    let _ = token;
-    let blocks = io.len() / 16;
-    let (src, dst) = io.ptrs();
-    // SAFETY: as in `ecb_encrypt`.
-    unsafe { by_rounds!(keys, ecb_impl(&keys.dec, src, dst, blocks, true)) }
-}
-
-/// # Safety
-/// `src` readable and `dst` writable for `blocks * 16` bytes, equal or disjoint.
-#[target_feature(enable = "aes,neon")]
-unsafe fn ecb_impl<const NR: usize>(
-    k: &[[u8; 16]; MAX_ROUND_KEYS],
-    src: *const u8,
-    dst: *mut u8,
-    blocks: usize,
-    decrypt: bool,
-) {
-    let k = load_keys(k);
-    let mut i = 0;
-    while i + WIDTH <= blocks {
-        // SAFETY: blocks `i..i + WIDTH` are inside `src` and `dst`.
-        unsafe { ecb_group::<NR, WIDTH>(&k, src.add(i * 16), dst.add(i * 16), decrypt) };
-        i += WIDTH;
-    }
-    // The last few blocks one at a time: they are independent, so the
-    // core still overlaps them, and a short input costs no wasted blocks.
-    while i < blocks {
-        // SAFETY: block `i` is inside `src` and `dst`.
-        unsafe { ecb_group::<NR, 1>(&k, src.add(i * 16), dst.add(i * 16), decrypt) };
-        i += 1;
     }
 }
 
-/// ECB over `N` consecutive blocks.
-///
-/// # Safety
-/// `src` readable and `dst` writable for `N * 16` bytes, equal or disjoint.
-#[inline]
-#[target_feature(enable = "aes,neon")]
-unsafe fn ecb_group<const NR: usize, const N: usize>(
-    k: &[uint8x16_t; MAX_ROUND_KEYS],
-    src: *const u8,
-    dst: *mut u8,
-    decrypt: bool,
-) {
-    // SAFETY: block j < N is inside `src`; every load precedes every store.
-    let mut x: [uint8x16_t; N] = core::array::from_fn(|j| unsafe { load(src.add(j * 16)) });
-    if decrypt {
-        decrypt_par!(NR, k, &mut x);
-    } else {
-        encrypt_par!(NR, k, &mut x);
-    }
-    for (j, b) in x.iter().enumerate() {
-        // SAFETY: block j < N is inside `dst`.
-        unsafe { store(dst.add(j * 16), *b) };
-    }
-}
-
-pub(super) fn cbc_encrypt(token: Armv8Token, keys: &RoundKeys, iv: &[u8; 16], mut io: InOut<'_>) {
-    let _ = token;
-    let blocks = io.len() / 16;
-    let (src, dst) = io.ptrs();
-    // SAFETY: the token proves the AES extension is available; `src` and
-    // `dst` hold `blocks` whole blocks (the `InOut` invariant) and are
-    // equal or disjoint.
-    unsafe { by_rounds!(keys, cbc_encrypt_impl(&keys.enc, iv, src, dst, blocks)) }
-}
-
-/// Serial CBC encryption with no XOR on the chain.
-///
-/// `AESE` XORs its key first, so the previous block's final key, the next
-/// plaintext block and round key 0 fold into one key for the first `AESE`
-/// of the next block: the chain carries the previous block's last `AESE`
-/// output `y` (ciphertext `c = y ^ k[NR]`), and the next block starts with
-/// `AESE(y, p ^ k[0] ^ k[NR])` = `SubBytes(ShiftRows(c ^ p ^ k[0]))`.
-/// That key does not depend on the chain, so it is ready in advance, and
-/// the ciphertext XOR is off the chain too.
-///
-/// # Safety
-/// `src` readable and `dst` writable for `blocks * 16` bytes, equal or disjoint.
-#[target_feature(enable = "aes,neon")]
-unsafe fn cbc_encrypt_impl<const NR: usize>(
-    k: &[[u8; 16]; MAX_ROUND_KEYS],
-    iv: &[u8; 16],
-    src: *const u8,
-    dst: *mut u8,
-    blocks: usize,
-) {
-    let k = load_keys(k);
-    let k_first_last = veorq_u8(k[0], k[NR]);
-    // The IV plays the previous ciphertext: y = iv ^ k[NR].
-    // SAFETY: `iv` is 16 bytes.
-    let mut y = veorq_u8(unsafe { load(iv.as_ptr()) }, k[NR]);
-    for i in 0..blocks {
-        // SAFETY: block i < blocks is inside `src`. In place, block i - 1
-        // has been written already; block i has not.
-        let first = veorq_u8(unsafe { load(src.add(i * 16)) }, k_first_last);
-        let mut x = vaesmcq_u8(vaeseq_u8(y, first));
-        for key in &k[1..NR - 1] {
-            x = vaesmcq_u8(vaeseq_u8(x, *key));
-        }
-        y = vaeseq_u8(x, k[NR - 1]);
-        // SAFETY: block i < blocks is inside `dst`.
-        unsafe { store(dst.add(i * 16), veorq_u8(y, k[NR])) };
-    }
-}
-
-pub(super) fn cbc_decrypt(token: Armv8Token, keys: &RoundKeys, iv: &[u8; 16], mut io: InOut<'_>) {
-    let _ = token;
-    let blocks = io.len() / 16;
-    let (src, dst) = io.ptrs();
-    // SAFETY: as in `cbc_encrypt`.
-    unsafe { by_rounds!(keys, cbc_decrypt_impl(&keys.dec, iv, src, dst, blocks)) }
-}
-
-/// # Safety
-/// `src` readable and `dst` writable for `blocks * 16` bytes, equal or disjoint.
-#[target_feature(enable = "aes,neon")]
-unsafe fn cbc_decrypt_impl<const NR: usize>(
-    k: &[[u8; 16]; MAX_ROUND_KEYS],
-    iv: &[u8; 16],
-    src: *const u8,
-    dst: *mut u8,
-    blocks: usize,
-) {
-    let k = load_keys(k);
-    // SAFETY: `iv` is 16 bytes.
-    let mut prev = unsafe { load(iv.as_ptr()) };
-    let mut i = 0;
-    while i + WIDTH <= blocks {
-        // SAFETY: blocks `i..i + WIDTH` are inside `src` and `dst`.
-        prev =
-            unsafe { cbc_decrypt_group::<NR, WIDTH>(&k, prev, src.add(i * 16), dst.add(i * 16)) };
-        i += WIDTH;
-    }
-    while i < blocks {
-        // SAFETY: block `i` is inside `src` and `dst`.
-        prev = unsafe { cbc_decrypt_group::<NR, 1>(&k, prev, src.add(i * 16), dst.add(i * 16)) };
-        i += 1;
-    }
-}
-
-/// CBC-decrypts `N` consecutive blocks after the ciphertext `prev`, and
-/// returns the last ciphertext block of the group.
-///
-/// The stores go from the last block down, so each block's predecessor is
-/// still ciphertext when it is read again for the XOR, even in place; the
-/// ciphertext need not stay in registers beside the round keys.
-///
-/// # Safety
-/// `src` readable and `dst` writable for `N * 16` bytes, equal or disjoint.
-#[inline]
-#[target_feature(enable = "aes,neon")]
-unsafe fn cbc_decrypt_group<const NR: usize, const N: usize>(
-    k: &[uint8x16_t; MAX_ROUND_KEYS],
-    prev: uint8x16_t,
-    src: *const u8,
-    dst: *mut u8,
-) -> uint8x16_t {
-    // SAFETY: block j < N is inside `src`; read before any store.
-    let mut x: [uint8x16_t; N] = core::array::from_fn(|j| unsafe { load(src.add(j * 16)) });
-    let last = x[N - 1];
-    decrypt_par!(NR, k, &mut x);
-    for j in (1..N).rev() {
-        // SAFETY: blocks j - 1 and j are inside `src` and `dst`; only
-        // blocks above j - 1 have been stored, so block j - 1 of `src` is
-        // still ciphertext.
+// The AES and PMULL intrinsics are `#[inline(always)]` with the `aes`
+// feature, which these primitives lack; they inline into the
+// `#[target_feature(enable = "aes,neon")]` entries, and the intrinsics with
+// them there (checked in the disassembly: no calls in the entries).
+#[allow(unknown_lints, inline_always_mismatching_target_features)]
+impl Clmul for Armv8 {
+    #[inline(always)]
+    unsafe fn fold(acc: uint8x16_t, keys: uint8x16_t, block: uint8x16_t) -> uint8x16_t {
+        // SAFETY: the caller is in the target features with PMULL.
         unsafe {
-            let c = load(src.add((j - 1) * 16));
-            store(dst.add(j * 16), veorq_u8(x[j], c));
-        }
-    }
-    // SAFETY: block 0 is inside `dst`.
-    unsafe { store(dst, veorq_u8(x[0], prev)) };
-    last
-}
-
-pub(super) fn ctr(token: Armv8Token, keys: &RoundKeys, counter: &[u8; 16], mut io: InOut<'_>) {
-    let _ = token;
-    let blocks = io.len() / 16;
-    let (src, dst) = io.ptrs();
-    let counter = u128::from_be_bytes(*counter);
-    // SAFETY: the token proves the AES extension is available; `src` and
-    // `dst` hold `blocks` whole blocks (the `InOut` invariant) and are
-    // equal or disjoint.
-    unsafe { by_rounds!(keys, ctr_impl(&keys.enc, counter, src, dst, blocks)) }
-}
-
-/// The counter block of `counter`: its 16 big-endian bytes.
-///
-/// The counter is a `u128` in general registers, so each increment carries
-/// exactly across all 16 bytes (`ADDS`/`ADC`); `to_be` on each half and the
-/// byte view of a vector agree on either byte order.
-#[inline]
-#[target_feature(enable = "aes,neon")]
-fn counter_block(counter: u128) -> uint8x16_t {
-    let high = vcreate_u64(((counter >> 64) as u64).to_be());
-    let low = vcreate_u64((counter as u64).to_be());
-    vreinterpretq_u8_u64(vcombine_u64(high, low))
-}
-
-/// # Safety
-/// `src` readable and `dst` writable for `blocks * 16` bytes, equal or disjoint.
-#[target_feature(enable = "aes,neon")]
-unsafe fn ctr_impl<const NR: usize>(
-    k: &[[u8; 16]; MAX_ROUND_KEYS],
-    counter: u128,
-    src: *const u8,
-    dst: *mut u8,
-    blocks: usize,
-) {
-    let k = load_keys(k);
-    let mut counter = counter;
-    let mut i = 0;
-    while i + WIDTH <= blocks {
-        // SAFETY: blocks `i..i + WIDTH` are inside `src` and `dst`.
-        unsafe { ctr_group::<NR, WIDTH>(&k, counter, src.add(i * 16), dst.add(i * 16)) };
-        counter = counter.wrapping_add(WIDTH as u128);
-        i += WIDTH;
-    }
-    while i < blocks {
-        // SAFETY: block `i` is inside `src` and `dst`.
-        unsafe { ctr_group::<NR, 1>(&k, counter, src.add(i * 16), dst.add(i * 16)) };
-        counter = counter.wrapping_add(1);
-        i += 1;
-    }
-}
-
-/// CTR over `N` consecutive blocks starting at `counter`.
-///
-/// # Safety
-/// `src` readable and `dst` writable for `N * 16` bytes, equal or disjoint.
-#[inline]
-#[target_feature(enable = "aes,neon")]
-unsafe fn ctr_group<const NR: usize, const N: usize>(
-    k: &[uint8x16_t; MAX_ROUND_KEYS],
-    counter: u128,
-    src: *const u8,
-    dst: *mut u8,
-) {
-    let mut x: [uint8x16_t; N] =
-        core::array::from_fn(|j| counter_block(counter.wrapping_add(j as u128)));
-    encrypt_par!(NR, k, &mut x);
-    for (j, ks) in x.iter().enumerate() {
-        // SAFETY: block j < N is inside `src` and `dst`; it is read before
-        // it is written.
-        unsafe {
-            let p = load(src.add(j * 16));
-            store(dst.add(j * 16), veorq_u8(p, *ks));
+            let a = vreinterpretq_u64_u8(acc);
+            let k = vreinterpretq_u64_u8(keys);
+            let lo = vmull_p64(vgetq_lane_u64::<0>(a), vgetq_lane_u64::<0>(k));
+            let hi = vmull_p64(vgetq_lane_u64::<1>(a), vgetq_lane_u64::<1>(k));
+            let lo: uint8x16_t = core::mem::transmute(lo);
+            let hi: uint8x16_t = core::mem::transmute(hi);
+            veorq_u8(veorq_u8(lo, hi), block)
         }
     }
 }
 
-pub(super) fn cbc_encrypt_multi(token: Armv8Token, keys: &RoundKeys, jobs: &mut [Job<'_>]) {
-    let _ = token;
-    let mut scratch = Scratch::new();
-    let mut sched = Scheduler::new(jobs, LANES, STAGGER, &mut scratch);
-    // SAFETY: the token proves the AES extension is available.
-    unsafe { by_rounds!(keys, cbc_multi(&keys.enc, &mut sched)) }
-}
-
-/// Multi-buffer CBC encryption of the scheduler's jobs, one lane per
-/// register.
-///
-/// # Safety
-/// The CPU must have the AES extension.
-#[target_feature(enable = "aes,neon")]
-unsafe fn cbc_multi<const NR: usize>(
-    k: &[[u8; 16]; MAX_ROUND_KEYS],
-    sched: &mut Scheduler<'_, '_, '_, false>,
-) {
-    let k = load_keys(k);
-    // SAFETY: each chain is a 16-byte array.
-    let mut chain: [uint8x16_t; LANES] =
-        core::array::from_fn(|l| unsafe { load(sched.chain[l].as_ptr()) });
-    loop {
-        let steps = sched.begin_run();
-        if steps == 0 {
-            break;
-        }
-        for step in 0..steps {
-            let mut x: [uint8x16_t; LANES] = core::array::from_fn(|l| {
-                // SAFETY: the `Scheduler` guarantees a readable block for
-                // every lane and step of the run.
-                veorq_u8(unsafe { load(sched.src_at(l, step)) }, chain[l])
-            });
-            encrypt_par!(NR, &k, &mut x);
-            for (l, c) in x.iter().enumerate() {
-                // SAFETY: the `Scheduler` guarantees a writable block for
-                // every lane and step, disjoint between lanes; a lane's
-                // block is read above before it is written here.
-                unsafe { store(sched.dst_at(l, step), *c) };
-            }
-            chain = x;
-        }
-        let started = sched.end_run();
-        for (l, c) in chain.iter_mut().enumerate() {
-            if started & (1 << l) != 0 {
-                // SAFETY: each chain is a 16-byte array.
-                *c = unsafe { load(sched.chain[l].as_ptr()) };
-            }
-        }
-    }
-}
+entries!(
+    Armv8,
+    token: Armv8Token,
+    features: "aes,neon",
+    wide: 8,
+    lanes: 8, 8, stagger: 1,
+    wide_lanes: 8, 8, from: usize::MAX,
+    clmul: Armv8ClmulToken, "aes,neon"
+);

@@ -1,47 +1,43 @@
-//! The AES implementations, one module per instruction set, and the single
-//! point that dispatches to them.
+//! The AES implementations, one module per instruction set, the modes
+//! written once over their primitives ([`modes`]), and the single point that
+//! dispatches to them.
 //!
-//! Every backend module offers the same functions over whole blocks (the
-//! tail rules live in the caller): `encrypt_block`, `decrypt_block`,
-//! `ecb_encrypt`, `ecb_decrypt`, `cbc_encrypt`, `cbc_decrypt`, `ctr` and
-//! `cbc_encrypt_multi`. Hardware backends take a capability token that only
-//! detection can create, so calling one without checking the CPU does not
+//! A SIMD backend implements [`modes::Simd`] (registers, loads and stores,
+//! rounds) and, with carry-less multiply, [`modes::Clmul`]; `modes::entries!`
+//! gives it the same operations over whole blocks (the tail rules live in
+//! the caller): `encrypt_block`, `decrypt_block`, `ecb_encrypt`,
+//! `ecb_decrypt`, `cbc_encrypt`, `cbc_decrypt`, `ctr`, `cbc_encrypt_multi`
+//! and `cbc_encrypt_multi_crc`. Each takes a capability token that only
+//! detection can mint, so calling one without checking the CPU does not
 //! compile. The backend is chosen once per call; the loops inside are
-//! monomorphised for the key size, with no dispatch per block.
-//!
-//! One operation is outside that common set: multi-buffer CBC encryption
-//! with the CRC of each job's plaintext fused into the lanes
-//! ([`Engine::cbc_encrypt_multi_crc`]), which only VAES-512 with VPCLMULQDQ
-//! offers; for every other backend the caller computes the CRC first.
+//! monomorphised for the key size, with no dispatch per block. The
+//! portable backend (`soft`) offers the same functions over RustCrypto
+//! `aes` and shares the lane driver.
 
+#[allow(
+    unsafe_code,
+    reason = "the modes over the backends' raw-pointer primitives"
+)]
+mod modes;
 pub(crate) mod soft;
 
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code, reason = "CPUID, XGETBV and AES-NI intrinsics")]
 pub(crate) mod x86;
 #[cfg(target_arch = "x86_64")]
-#[allow(unsafe_code, reason = "AES-NI intrinsics on raw block pointers")]
+#[allow(unsafe_code, reason = "AES-NI and PCLMULQDQ intrinsics")]
 mod x86_aesni;
-#[cfg(target_arch = "x86_64")]
-#[allow(unsafe_code, reason = "PCLMULQDQ intrinsics for the fused CRC")]
-mod x86_crc;
 #[cfg(all(target_arch = "x86_64", miri))]
 mod x86_miri;
 #[cfg(target_arch = "x86_64")]
-#[allow(unsafe_code, reason = "VAES intrinsics on raw block pointers")]
+#[allow(unsafe_code, reason = "VAES and VPCLMULQDQ intrinsics")]
 mod x86_vaes256;
 #[cfg(target_arch = "x86_64")]
-#[allow(
-    unsafe_code,
-    reason = "VAES and AVX-512 intrinsics on raw block pointers"
-)]
+#[allow(unsafe_code, reason = "VAES, VPCLMULQDQ and AVX-512 intrinsics")]
 mod x86_vaes512;
 
 #[cfg(target_arch = "aarch64")]
-#[allow(
-    unsafe_code,
-    reason = "ARMv8 Crypto Extension intrinsics on raw block pointers"
-)]
+#[allow(unsafe_code, reason = "ARMv8 Cryptography Extension intrinsics")]
 pub(crate) mod aarch64;
 
 // The AES-limit microbenchmark (`kernel::limit`): rounds on registers only.
@@ -52,12 +48,22 @@ pub(crate) mod limit_aarch64;
 #[allow(unsafe_code, reason = "AES-NI and VAES intrinsics on registers")]
 pub(crate) mod limit_x86;
 
-use super::schedule::RoundKeys;
+
+#[cfg(target_arch = "aarch64")]
+use aarch64::Armv8;
+#[cfg(target_arch = "x86_64")]
+use x86_aesni::AesNi;
+#[cfg(target_arch = "x86_64")]
+use x86_vaes256::Vaes256;
+#[cfg(target_arch = "x86_64")]
+use x86_vaes512::Vaes512;
+
+use super::key_schedule::RoundKeys;
 use super::{Backend, InOut, Job};
 
 /// A key schedule together with the backend that runs it.
 pub(crate) enum Engine {
-    Soft(soft::Keys),
+    Soft(soft::Ciphers),
     #[cfg(target_arch = "x86_64")]
     AesNi(RoundKeys, x86::AesNiToken),
     #[cfg(target_arch = "x86_64")]
@@ -68,19 +74,19 @@ pub(crate) enum Engine {
     Armv8(RoundKeys, aarch64::Armv8Token),
 }
 
-/// Calls `$f` of the engine's backend module with its token and keys.
+/// Calls `$f` of the engine's backend with its token and keys.
 macro_rules! dispatch {
     ($engine:expr, $f:ident($($arg:expr),*)) => {
         match $engine {
             Engine::Soft(keys) => soft::$f(keys, $($arg),*),
             #[cfg(target_arch = "x86_64")]
-            Engine::AesNi(keys, token) => x86_aesni::$f(*token, keys, $($arg),*),
+            Engine::AesNi(keys, token) => AesNi::$f(*token, keys, $($arg),*),
             #[cfg(target_arch = "x86_64")]
-            Engine::Vaes256(keys, token) => x86_vaes256::$f(*token, keys, $($arg),*),
+            Engine::Vaes256(keys, token) => Vaes256::$f(*token, keys, $($arg),*),
             #[cfg(target_arch = "x86_64")]
-            Engine::Vaes512(keys, token) => x86_vaes512::$f(*token, keys, $($arg),*),
+            Engine::Vaes512(keys, token) => Vaes512::$f(*token, keys, $($arg),*),
             #[cfg(target_arch = "aarch64")]
-            Engine::Armv8(keys, token) => aarch64::$f(*token, keys, $($arg),*),
+            Engine::Armv8(keys, token) => Armv8::$f(*token, keys, $($arg),*),
         }
     };
 }
@@ -90,7 +96,7 @@ impl Engine {
     /// it or the key length is not 16, 24 or 32.
     pub(crate) fn new(backend: Backend, key: &[u8]) -> Option<Engine> {
         match backend {
-            Backend::Soft => soft::Keys::new(key).map(Engine::Soft),
+            Backend::Soft => soft::Ciphers::new(key).map(Engine::Soft),
             #[cfg(target_arch = "x86_64")]
             Backend::AesNi => {
                 let token = x86::AesNiToken::detect()?;
@@ -167,19 +173,31 @@ impl Engine {
     /// `cbc_encrypt_multi` with the CRC of every job that asks for one
     /// (`Job::with_crc`) computed inside the lanes, its value stored in the
     /// job. Returns `false`, having done nothing, when this backend (or
-    /// CPU) does not fuse the CRC: the caller then computes the CRCs itself
-    /// and calls `cbc_encrypt_multi`. Must run before the CBC tail rule.
+    /// CPU) has no carry-less multiply: the caller then computes the CRCs
+    /// itself and calls `cbc_encrypt_multi`. Must run before the CBC tail
+    /// rule.
     pub(crate) fn cbc_encrypt_multi_crc(&self, jobs: &mut [Job<'_>]) -> bool {
+        macro_rules! fused {
+            ($B:ident, $keys:expr, $token:expr) => {
+                match $token.clmul() {
+                    Some(token) => {
+                        $B::cbc_encrypt_multi_crc(token, $keys, jobs);
+                        true
+                    }
+                    None => false,
+                }
+            };
+        }
         match self {
             #[cfg(target_arch = "x86_64")]
-            Engine::Vaes512(keys, token) => match token.clmul() {
-                Some(token) => {
-                    x86_vaes512::cbc_encrypt_multi_crc(token, keys, jobs);
-                    true
-                }
-                None => false,
-            },
-            _ => {
+            Engine::AesNi(keys, token) => fused!(AesNi, keys, token),
+            #[cfg(target_arch = "x86_64")]
+            Engine::Vaes256(keys, token) => fused!(Vaes256, keys, token),
+            #[cfg(target_arch = "x86_64")]
+            Engine::Vaes512(keys, token) => fused!(Vaes512, keys, token),
+            #[cfg(target_arch = "aarch64")]
+            Engine::Armv8(keys, token) => fused!(Armv8, keys, token),
+            Engine::Soft(_) => {
                 let _ = jobs;
                 false
             }

@@ -18,24 +18,24 @@ use aes::cipher::{
 };
 use aes::{Aes128, Aes192, Aes256};
 
-use crate::kernel::multibuffer::{self, Scheduler, Scratch};
+use crate::kernel::lanes::{LaneKernel, Lanes, MAX_LANES, Run, Scratch};
 use crate::kernel::{InOut, Job};
 
 type Block = Array<u8, U16>;
 
 /// RustCrypto key schedules; they wipe themselves on drop (`aes/zeroize`).
-pub(crate) enum Keys {
+pub(crate) enum Ciphers {
     Aes128(Aes128),
     Aes192(Aes192),
     Aes256(Aes256),
 }
 
-impl Keys {
-    pub(crate) fn new(key: &[u8]) -> Option<Keys> {
+impl Ciphers {
+    pub(crate) fn new(key: &[u8]) -> Option<Ciphers> {
         Some(match key.len() {
-            16 => Keys::Aes128(Aes128::new_from_slice(key).ok()?),
-            24 => Keys::Aes192(Aes192::new_from_slice(key).ok()?),
-            32 => Keys::Aes256(Aes256::new_from_slice(key).ok()?),
+            16 => Ciphers::Aes128(Aes128::new_from_slice(key).ok()?),
+            24 => Ciphers::Aes192(Aes192::new_from_slice(key).ok()?),
+            32 => Ciphers::Aes256(Aes256::new_from_slice(key).ok()?),
             _ => return None,
         })
     }
@@ -45,31 +45,30 @@ impl Keys {
 macro_rules! with_cipher {
     ($keys:expr, $c:ident => $body:expr) => {
         match $keys {
-            Keys::Aes128($c) => $body,
-            Keys::Aes192($c) => $body,
-            Keys::Aes256($c) => $body,
+            Ciphers::Aes128($c) => $body,
+            Ciphers::Aes192($c) => $body,
+            Ciphers::Aes256($c) => $body,
         }
     };
 }
 
-pub(crate) fn encrypt_block(keys: &Keys, block: &mut [u8; 16]) {
+pub(crate) fn encrypt_block(keys: &Ciphers, block: &mut [u8; 16]) {
     with_cipher!(keys, c => c.encrypt_block(block.into()))
 }
 
-pub(crate) fn decrypt_block(keys: &Keys, block: &mut [u8; 16]) {
+pub(crate) fn decrypt_block(keys: &Ciphers, block: &mut [u8; 16]) {
     with_cipher!(keys, c => c.decrypt_block(block.into()))
 }
 
 /// The whole blocks of an [`InOut`], as cipher blocks.
 fn blocks<'a>(io: &'a mut InOut<'_>) -> (Option<&'a [Block]>, &'a mut [Block]) {
-    let src = io
-        .src
-        .map(|src| Array::cast_slice_from_core(src.as_chunks::<16>().0));
-    let dst = Array::cast_slice_from_core_mut(io.dst.as_chunks_mut::<16>().0);
+    let (src, dst) = io.split();
+    let src = src.map(|src| Array::cast_slice_from_core(src.as_chunks::<16>().0));
+    let dst = Array::cast_slice_from_core_mut(dst.as_chunks_mut::<16>().0);
     (src, dst)
 }
 
-pub(crate) fn ecb_encrypt(keys: &Keys, mut io: InOut<'_>) {
+pub(crate) fn ecb_encrypt(keys: &Ciphers, mut io: InOut<'_>) {
     let (src, dst) = blocks(&mut io);
     with_cipher!(keys, c => match src {
         Some(src) => {
@@ -80,7 +79,7 @@ pub(crate) fn ecb_encrypt(keys: &Keys, mut io: InOut<'_>) {
     })
 }
 
-pub(crate) fn ecb_decrypt(keys: &Keys, mut io: InOut<'_>) {
+pub(crate) fn ecb_decrypt(keys: &Ciphers, mut io: InOut<'_>) {
     let (src, dst) = blocks(&mut io);
     with_cipher!(keys, c => match src {
         Some(src) => {
@@ -117,7 +116,7 @@ impl BlockCipherEncClosure for CbcEncrypt<'_, '_> {
     }
 }
 
-pub(crate) fn cbc_encrypt(keys: &Keys, iv: &[u8; 16], io: InOut<'_>) {
+pub(crate) fn cbc_encrypt(keys: &Ciphers, iv: &[u8; 16], io: InOut<'_>) {
     with_cipher!(keys, c => c.encrypt_with_backend(CbcEncrypt { iv, io }))
 }
 
@@ -158,7 +157,7 @@ impl BlockCipherDecClosure for CbcDecrypt<'_, '_> {
     }
 }
 
-pub(crate) fn cbc_decrypt(keys: &Keys, iv: &[u8; 16], io: InOut<'_>) {
+pub(crate) fn cbc_decrypt(keys: &Ciphers, iv: &[u8; 16], io: InOut<'_>) {
     with_cipher!(keys, c => c.decrypt_with_backend(CbcDecrypt { iv, io }))
 }
 
@@ -194,7 +193,7 @@ impl BlockCipherEncClosure for Ctr<'_, '_> {
     }
 }
 
-pub(crate) fn ctr(keys: &Keys, counter: &[u8; 16], io: InOut<'_>) {
+pub(crate) fn ctr(keys: &Ciphers, counter: &[u8; 16], io: InOut<'_>) {
     with_cipher!(keys, c => c.encrypt_with_backend(Ctr { counter, io }))
 }
 
@@ -208,47 +207,80 @@ impl BlockSizeUser for CbcEncryptMulti<'_, '_> {
 
 impl BlockCipherEncClosure for CbcEncryptMulti<'_, '_> {
     fn call<B: BlockCipherEncBackend<BlockSize = U16>>(self, backend: &B) {
-        let width = B::ParBlocksSize::USIZE.min(multibuffer::MAX_LANES);
-        let mut scratch = Scratch::new();
-        let mut sched = Scheduler::<false>::new(self.jobs, width, 0, &mut scratch);
-        let mut chain = sched.chain;
-        let mut par = ParBlocks::<B>::default();
-        loop {
-            let steps = sched.begin_run();
-            if steps == 0 {
-                break;
+        // As many lanes as the cipher's parallel width (a const generic
+        // cannot be computed from it, so the nearest size below).
+        match B::ParBlocksSize::USIZE {
+            64.. => lanes::<B, 64>(backend, self.jobs),
+            32..64 => lanes::<B, 32>(backend, self.jobs),
+            30..32 => lanes::<B, 30>(backend, self.jobs),
+            16..30 => lanes::<B, 16>(backend, self.jobs),
+            8..16 => lanes::<B, 8>(backend, self.jobs),
+            4..8 => lanes::<B, 4>(backend, self.jobs),
+            _ => lanes::<B, 2>(backend, self.jobs),
+        }
+    }
+}
+
+/// Multi-buffer CBC encryption of `jobs` in `N` lanes, through the shared
+/// lane driver.
+fn lanes<B: BlockCipherEncBackend<BlockSize = U16>, const N: usize>(
+    backend: &B,
+    jobs: &mut [Job<'_>],
+) {
+    let mut scratch = Scratch::new();
+    let mut lanes = Lanes::<N, false>::new(jobs, 0, &mut scratch);
+    lanes.drive(&mut SoftLanes {
+        backend,
+        chain: [[0; 16]; N],
+    });
+}
+
+/// The soft backend's lane state: the chains.
+struct SoftLanes<'a, B, const N: usize> {
+    backend: &'a B,
+    chain: [[u8; 16]; N],
+}
+
+impl<B: BlockCipherEncBackend<BlockSize = U16>, const N: usize> LaneKernel<N>
+    for SoftLanes<'_, B, N>
+{
+    fn load(&mut self, chain: &[[u8; 16]; MAX_LANES], _: &[[u8; 16]; MAX_LANES]) {
+        self.chain.copy_from_slice(&chain[..N]);
+    }
+
+    fn save(&self, chain: &mut [[u8; 16]; MAX_LANES], _: &mut [[u8; 16]; MAX_LANES]) {
+        chain[..N].copy_from_slice(&self.chain);
+    }
+
+    fn run(&mut self, run: &Run<'_, N>) {
+        let mut blocks = [Block::default(); N];
+        for step in run.steps() {
+            for (lane, block) in blocks.iter_mut().enumerate() {
+                *block = xor(
+                    &Block::from(run.read(lane, step)),
+                    &Block::from(self.chain[lane]),
+                );
             }
-            for step in 0..steps {
-                for (lane, block) in par.iter_mut().enumerate().take(width) {
-                    let chain = Block::from(chain[lane]);
-                    *block = match sched.position(lane, step) {
-                        Some((job, at)) => {
-                            let io = &sched.jobs()[job].io;
-                            let (src, _) = io.src.unwrap_or(&*io.dst).as_chunks::<16>();
-                            xor(&Block::from(src[at]), &chain)
-                        }
-                        None => chain,
-                    };
-                }
-                backend.encrypt_par_blocks_inplace(&mut par);
-                for (lane, block) in par.iter().enumerate().take(width) {
-                    chain[lane] = block.0;
-                    if let Some((job, at)) = sched.position(lane, step) {
-                        let offset = at * 16;
-                        sched.jobs()[job].io.dst[offset..offset + 16].copy_from_slice(block);
-                    }
-                }
-            }
-            let started = sched.end_run();
-            for (lane, chain) in chain.iter_mut().enumerate().take(width) {
-                if started & (1 << lane) != 0 {
-                    *chain = sched.chain[lane];
-                }
+            encrypt_blocks(self.backend, &mut blocks);
+            for (lane, block) in blocks.iter().enumerate() {
+                self.chain[lane] = block.0;
+                run.write(lane, step, block.0);
             }
         }
     }
 }
 
-pub(crate) fn cbc_encrypt_multi(keys: &Keys, jobs: &mut [Job<'_>]) {
+/// Encrypts `blocks` in place, the cipher's parallel width at a time.
+fn encrypt_blocks<B: BlockCipherEncBackend<BlockSize = U16>>(backend: &B, blocks: &mut [Block]) {
+    let width = B::ParBlocksSize::USIZE;
+    for chunk in blocks.chunks_mut(width) {
+        match ParBlocks::<B>::slice_as_mut_array(chunk) {
+            Some(par) => backend.encrypt_par_blocks_inplace(par),
+            None => backend.encrypt_tail_blocks_inplace(chunk),
+        }
+    }
+}
+
+pub(crate) fn cbc_encrypt_multi(keys: &Ciphers, jobs: &mut [Job<'_>]) {
     with_cipher!(keys, c => c.encrypt_with_backend(CbcEncryptMulti { jobs }))
 }

@@ -1,11 +1,11 @@
 //! What the x86-64 backends share: CPU feature detection, the capability
 //! tokens that prove it ran, and the AES-NI key expansion.
 //!
-//! Carry-less multiplication (PCLMULQDQ, and VPCLMULQDQ on 512-bit
-//! registers) is detected too: the VAES-512 multi-buffer CBC folds the CRC
-//! of its plaintext into its lanes only when the CPU has both
-//! ([`Vaes512ClmulToken`]). Every VAES-512 CPU shipped so far has them, but
-//! the CPUID bits are separate, so they are checked.
+//! Carry-less multiplication (PCLMULQDQ, and VPCLMULQDQ on 256- and
+//! 512-bit registers) is detected too: a backend's multi-buffer CBC folds
+//! the CRC of its plaintext into its lanes only with its `*ClmulToken`.
+//! Every VAES CPU shipped so far has VPCLMULQDQ, but the CPUID bits are
+//! separate, so they are checked.
 //!
 //! `cpufeatures` 0.3 treats VAES as needing AVX-512 register state, so CPUs
 //! with VAES but no AVX-512 (Zen 3, Alder Lake) would never get the 256-bit
@@ -17,11 +17,11 @@ use core::arch::x86_64::{
     __m128i, _mm_aesimc_si128, _mm_cvtsi32_si128, _mm_cvtsi128_si32, _mm_loadu_si128,
     _mm_shuffle_epi32, _mm_storeu_si128,
 };
-use std::sync::atomic::{AtomicU32, Ordering};
 
 #[cfg(miri)]
 use super::x86_miri::_mm_aeskeygenassist_si128;
-use crate::kernel::schedule::RoundKeys;
+use crate::kernel::key_schedule::RoundKeys;
+use crate::kernel::select;
 
 const AES: u32 = 1 << 0;
 const YMM: u32 = 1 << 1; // AVX + AVX2 + OS saves YMM state
@@ -29,19 +29,53 @@ const VAES: u32 = 1 << 2;
 const ZMM: u32 = 1 << 3; // AVX-512 F/BW/VL + OS saves opmask and ZMM state
 const CLMUL: u32 = 1 << 4; // PCLMULQDQ
 const VPCLMUL: u32 = 1 << 5; // VPCLMULQDQ (VEX/EVEX forms on YMM/ZMM)
-const DETECTED: u32 = 1 << 31;
 
-static FEATURES: AtomicU32 = AtomicU32::new(0);
+/// The CPU's features as CPUID and XCR0 report them. Made only by
+/// [`Features::read`], which `select::detection` runs once and caches; the
+/// tokens below are minted from it and nowhere else.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Features(u32);
 
-/// CPU features, read once and cached.
-fn features() -> u32 {
-    let cached = FEATURES.load(Ordering::Relaxed);
-    if cached & DETECTED != 0 {
-        return cached;
+impl Features {
+    /// Runs detection. Only `select::detection` calls it.
+    pub(crate) fn read() -> Features {
+        Features(read_cpuid())
     }
-    let found = read_cpuid() | DETECTED;
-    FEATURES.store(found, Ordering::Relaxed);
-    found
+
+    fn has(self, required: u32) -> bool {
+        self.0 & required == required
+    }
+
+    pub(crate) fn aesni(self) -> Option<AesNiToken> {
+        self.has(AES).then_some(AesNiToken(()))
+    }
+
+    pub(crate) fn vaes256(self) -> Option<Vaes256Token> {
+        self.has(AES | YMM | VAES).then_some(Vaes256Token(()))
+    }
+
+    pub(crate) fn vaes512(self) -> Option<Vaes512Token> {
+        self.has(AES | YMM | VAES | ZMM).then_some(Vaes512Token(()))
+    }
+
+    fn aesni_clmul(self) -> Option<AesNiClmulToken> {
+        self.has(AES | CLMUL).then_some(AesNiClmulToken(()))
+    }
+
+    fn vaes256_clmul(self) -> Option<Vaes256ClmulToken> {
+        self.has(AES | YMM | VAES | CLMUL | VPCLMUL)
+            .then_some(Vaes256ClmulToken(()))
+    }
+
+    fn vaes512_clmul(self) -> Option<Vaes512ClmulToken> {
+        self.has(AES | YMM | VAES | ZMM | CLMUL | VPCLMUL)
+            .then_some(Vaes512ClmulToken(()))
+    }
+}
+
+/// The cached features.
+fn features() -> Features {
+    select::detection().x86
 }
 
 // `__cpuid` became a safe function in newer Rust; the MSRV still needs the
@@ -123,10 +157,6 @@ fn read_cpuid() -> u32 {
     found
 }
 
-fn has(required: u32) -> bool {
-    features() & required == required
-}
-
 /// Proof that AES-NI (with SSSE3 and SSE4.1) is available.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct AesNiToken(());
@@ -139,60 +169,63 @@ pub(crate) struct Vaes256Token(());
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Vaes512Token(());
 
-/// Proof that PCLMULQDQ, SSSE3 and SSE4.1 are available.
+/// Proof of everything [`AesNiToken`] proves, and of PCLMULQDQ.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct ClmulToken(());
+pub(crate) struct AesNiClmulToken(());
+
+/// Proof of everything [`Vaes256Token`] proves, and of PCLMULQDQ and
+/// VPCLMULQDQ.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Vaes256ClmulToken(());
 
 /// Proof of everything [`Vaes512Token`] proves, and of PCLMULQDQ and
-/// VPCLMULQDQ: what the fused CRC of the VAES-512 multi-buffer CBC needs.
+/// VPCLMULQDQ.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Vaes512ClmulToken(());
 
+// The tokens' fields are private to this module: a token is minted by
+// `Features` (detection) or derived here from a token that proves more.
+
 impl AesNiToken {
     pub(crate) fn detect() -> Option<Self> {
-        has(AES).then_some(Self(()))
+        features().aesni()
+    }
+
+    /// The token for the fused CRC, if the CPU also has PCLMULQDQ.
+    pub(crate) fn clmul(self) -> Option<AesNiClmulToken> {
+        features().aesni_clmul()
     }
 }
 
 impl Vaes256Token {
     pub(crate) fn detect() -> Option<Self> {
-        has(AES | YMM | VAES).then_some(Self(()))
+        features().vaes256()
     }
 
-    /// Every VAES CPU has AES-NI.
+    /// Every VAES CPU has AES-NI (checked with it).
     pub(crate) fn aesni(self) -> AesNiToken {
         AesNiToken(())
+    }
+
+    /// The token for the fused CRC, if the CPU also has (V)PCLMULQDQ.
+    pub(crate) fn clmul(self) -> Option<Vaes256ClmulToken> {
+        features().vaes256_clmul()
     }
 }
 
 impl Vaes512Token {
     pub(crate) fn detect() -> Option<Self> {
-        has(AES | YMM | VAES | ZMM).then_some(Self(()))
+        features().vaes512()
     }
 
+    /// Every VAES CPU has AES-NI (checked with it).
     pub(crate) fn aesni(self) -> AesNiToken {
         AesNiToken(())
     }
 
-    /// The token for the fused CRC, if the CPU also has PCLMULQDQ and
-    /// VPCLMULQDQ (a cached check).
+    /// The token for the fused CRC, if the CPU also has (V)PCLMULQDQ.
     pub(crate) fn clmul(self) -> Option<Vaes512ClmulToken> {
-        has(AES | YMM | VAES | ZMM | CLMUL | VPCLMUL).then_some(Vaes512ClmulToken(()))
-    }
-}
-
-impl ClmulToken {
-    #[cfg(test)]
-    pub(crate) fn detect() -> Option<Self> {
-        // AES implies SSSE3 and SSE4.1 (checked with it).
-        has(AES | CLMUL).then_some(Self(()))
-    }
-}
-
-impl Vaes512ClmulToken {
-    /// Every VPCLMULQDQ CPU has PCLMULQDQ (checked with it).
-    pub(crate) fn clmul(self) -> ClmulToken {
-        ClmulToken(())
+        features().vaes512_clmul()
     }
 }
 

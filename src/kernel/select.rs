@@ -1,11 +1,16 @@
-//! Which AES implementation runs: detection (once, cached), the environment
-//! override, and the public [`Backend`] names.
+//! Which AES implementation runs: the public [`Backend`] names, the
+//! environment override, and the one place that runs CPU detection and
+//! caches it ([`detection`]); capability tokens are minted from that cache.
 
 use std::fmt;
 use std::str::FromStr;
 use std::sync::OnceLock;
 
-use crate::Error;
+use super::Error;
+#[cfg(target_arch = "aarch64")]
+use super::backends::aarch64;
+#[cfg(target_arch = "x86_64")]
+use super::backends::x86;
 
 /// An AES implementation of the kernel.
 ///
@@ -58,19 +63,23 @@ impl Backend {
     /// Whether this CPU (and operating system) can run the backend.
     /// Detection runs once per process; later calls read a cached value.
     pub fn is_supported(self) -> bool {
-        detected().contains(&self)
+        detection().supported.contains(&self)
     }
 
     /// The backends this CPU supports, slowest (always [`Backend::Soft`])
     /// first, fastest last.
     pub fn supported() -> &'static [Backend] {
-        detected()
+        &detection().supported
     }
 
     /// The fastest backend this CPU supports.
     pub fn best() -> Backend {
-        // `detected()` always holds at least `Soft`.
-        detected().last().copied().unwrap_or(Backend::Soft)
+        // The list always holds at least `Soft`.
+        detection()
+            .supported
+            .last()
+            .copied()
+            .unwrap_or(Backend::Soft)
     }
 
     /// The backend that [`Aes::new`](crate::kernel::Aes::new) uses: the one
@@ -78,11 +87,7 @@ impl Backend {
     /// [`Backend::best`]. Use [`Backend::from_env`] to see why an override
     /// was not honoured.
     pub fn active() -> Backend {
-        static ACTIVE: OnceLock<Backend> = OnceLock::new();
-        *ACTIVE.get_or_init(|| match Backend::from_env() {
-            Ok(Some(backend)) => backend,
-            _ => Backend::best(),
-        })
+        detection().active
     }
 
     /// The backend requested through [`BACKEND_ENV`], if any.
@@ -98,12 +103,17 @@ impl Backend {
         if value.is_empty() {
             return Ok(None);
         }
-        let backend: Backend = value.parse()?;
-        if backend.is_supported() {
-            Ok(Some(backend))
-        } else {
-            Err(Error::UnsupportedBackend(backend))
-        }
+        requested(&value, &detection().supported)
+    }
+}
+
+/// The backend `value` names, if `supported` holds it.
+fn requested(value: &str, supported: &[Backend]) -> Result<Option<Backend>, Error> {
+    let backend: Backend = value.parse()?;
+    if supported.contains(&backend) {
+        Ok(Some(backend))
+    } else {
+        Err(Error::UnsupportedBackend(backend))
     }
 }
 
@@ -125,30 +135,59 @@ impl FromStr for Backend {
     }
 }
 
-/// The supported backends, detected on first use.
-fn detected() -> &'static [Backend] {
-    static DETECTED: OnceLock<Vec<Backend>> = OnceLock::new();
-    DETECTED.get_or_init(|| {
-        let mut found = vec![Backend::Soft];
+/// What detection found, once per process.
+pub(crate) struct Detection {
+    /// The x86-64 features the tokens are minted from.
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) x86: x86::Features,
+    /// The AArch64 features the token is minted from.
+    #[cfg(target_arch = "aarch64")]
+    pub(crate) aarch64: aarch64::Features,
+    /// Slowest (`Soft`) first.
+    supported: Vec<Backend>,
+    /// [`Backend::active`]: the environment's choice, or the fastest.
+    active: Backend,
+}
+
+/// The detection cache: the CPU is read here and nowhere else, on first use.
+pub(crate) fn detection() -> &'static Detection {
+    static DETECTION: OnceLock<Detection> = OnceLock::new();
+    DETECTION.get_or_init(|| {
+        let mut supported = vec![Backend::Soft];
+        #[cfg(target_arch = "x86_64")]
+        let x86 = x86::Features::read();
         #[cfg(target_arch = "x86_64")]
         {
-            use super::backends::x86;
-            if x86::AesNiToken::detect().is_some() {
-                found.push(Backend::AesNi);
+            if x86.aesni().is_some() {
+                supported.push(Backend::AesNi);
             }
-            if x86::Vaes256Token::detect().is_some() {
-                found.push(Backend::Vaes256);
+            if x86.vaes256().is_some() {
+                supported.push(Backend::Vaes256);
             }
-            if x86::Vaes512Token::detect().is_some() {
-                found.push(Backend::Vaes512);
+            if x86.vaes512().is_some() {
+                supported.push(Backend::Vaes512);
             }
         }
         #[cfg(target_arch = "aarch64")]
-        {
-            if super::backends::aarch64::Armv8Token::detect().is_some() {
-                found.push(Backend::Armv8);
-            }
+        let aarch64 = aarch64::Features::read();
+        #[cfg(target_arch = "aarch64")]
+        if aarch64.armv8().is_some() {
+            supported.push(Backend::Armv8);
         }
-        found
+        let best = supported.last().copied().unwrap_or(Backend::Soft);
+        let env = std::env::var_os(BACKEND_ENV);
+        let env = env.as_ref().map(|value| value.to_string_lossy());
+        let active = match env.filter(|value| !value.is_empty()) {
+            Some(value) => requested(&value, &supported).ok().flatten().unwrap_or(best),
+            None => best,
+        };
+        Detection {
+            #[cfg(target_arch = "x86_64")]
+            x86,
+            #[cfg(target_arch = "aarch64")]
+            aarch64,
+            supported,
+            active,
+        }
     })
 }

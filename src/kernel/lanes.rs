@@ -3,7 +3,7 @@
 //! CBC encryption of one buffer is a serial chain: each block waits for the
 //! previous ciphertext, so one buffer runs at AES *latency*. With `L`
 //! independent buffers in `L` SIMD lanes the same instructions carry `L`
-//! chains and the loop runs at AES *throughput*. The [`Scheduler`] decides
+//! chains and the loop runs at AES *throughput*. [`Lanes`] decides
 //! which job each lane works on (a lane that finishes takes the next job,
 //! as in a job manager); a backend keeps the chains in registers and runs
 //! stretches ("runs") in which every lane advances one block per step,
@@ -19,63 +19,51 @@
 //! touched.
 //!
 //! A backend that fuses the CRC of the plaintext into its lanes also keeps
-//! a CRC accumulator per lane; the scheduler resets it when a lane takes a
-//! job and hands the folded value to the job when the lane finishes it
-//! (see `kernel::crc`).
+//! a CRC accumulator per lane; [`Lanes`] resets it when a lane takes a job
+//! and hands the folded value to the job when the lane finishes it (see
+//! `kernel::crc`).
+//!
+//! This module is safe bookkeeping: which job, when. The pointers lanes
+//! read and write are made and checked in [`cursors`], the one part
+//! audited as unsafe code; whatever this module decides, a [`Run`] only
+//! exists when every lane's buffer holds it.
+
+#[allow(
+    unsafe_code,
+    reason = "the lanes' raw block pointers, checked when a run is made"
+)]
+mod cursors;
+
+use cursors::Cursors;
+pub(crate) use cursors::{MAX_RUN, Run, Scratch, Step};
 
 use super::Job;
 use super::crc::CrcRequest;
 
 /// Most lanes any backend uses (RustCrypto's VAES-512 batch is 64 blocks).
 pub(crate) const MAX_LANES: usize = 64;
-/// Most steps of one run; bounds the scratch space of idle lanes.
-pub(crate) const MAX_RUN: usize = 64;
 const IDLE: usize = usize::MAX;
 
-/// Where idle lanes read and write, so a run needs no per-lane branches.
-pub(crate) struct Scratch([u8; 2 * MAX_RUN * 16]);
-
-impl Scratch {
-    pub(crate) fn new() -> Self {
-        Scratch([0; 2 * MAX_RUN * 16])
-    }
+/// A backend's live lane state (chains, and CRC accumulators, in
+/// registers) and its step loop, for [`Lanes::drive`]. Methods rather than
+/// closures, so that they inline into a backend's `#[target_feature]`
+/// entry with its features.
+pub(crate) trait LaneKernel<const N: usize> {
+    /// Takes every lane's state from [`Lanes::chain`] and [`Lanes::crc`].
+    fn load(&mut self, chain: &[[u8; 16]; MAX_LANES], crc: &[[u8; 16]; MAX_LANES]);
+    /// Writes every lane's state back.
+    fn save(&self, chain: &mut [[u8; 16]; MAX_LANES], crc: &mut [[u8; 16]; MAX_LANES]);
+    /// Moves every lane through `run`.
+    fn run(&mut self, run: &Run<'_, N>);
 }
 
-/// Which jobs the lanes work on, and where their blocks are.
+/// Which jobs `N` lanes work on, and when.
 ///
-/// A backend's loop:
-///
-/// ```text
-/// let mut sched = Scheduler::new(jobs, LANES, STAGGER, &mut scratch);
-/// chains <- sched.chain (every lane)
-/// loop {
-///     let steps = sched.begin_run();
-///     if steps == 0 { break }
-///     for step in 0..steps: each lane l encrypts its block at
-///         sched.src_at(l, step) to sched.dst_at(l, step), chained
-///     let started = sched.end_run();
-///     chains of the lanes in `started` <- sched.chain
-/// }
-/// ```
-///
-/// Guarantee (kept here, relied on by the backends): between `begin_run`
-/// returning `steps > 0` and the next `end_run`, for every lane `l` below
-/// the lane count and every `step < steps`, `src_at(l, step)` is valid for
-/// reading and `dst_at(l, step)` for writing 16 bytes; the destinations of
-/// distinct active lanes do not overlap, and a lane's source either equals
-/// its destination (in place) or overlaps no destination. Idle lanes read
-/// and write the scratch space.
-///
-/// A lane's pointers come from its job once, when the lane takes the job
-/// (one mutable borrow of the job's buffers, see `InOut::ptrs`); nothing
-/// else touches that job's bytes until the lane is done with it.
-pub(crate) struct Scheduler<'s, 'j, 'b, const CRC: bool> {
-    jobs: &'j mut [Job<'b>],
-    count: usize,
-    /// Steps run so far; lanes' block positions are relative to it.
-    now: usize,
-    /// The length of the run in progress.
-    run: usize,
+/// A backend runs them with [`Lanes::drive`]: in each [`Run`], every lane
+/// encrypts its block at `run.src(lane, step)` to `run.dst(lane, step)`,
+/// chained, for each of the run's steps.
+pub(crate) struct Lanes<'s, 'j, 'b, const N: usize, const CRC: bool> {
+    cursors: Cursors<'s, 'j, 'b, N>,
     /// The next job to hand out, if any is left.
     next: Option<usize>,
     /// Lanes working on a job (bit per lane).
@@ -84,22 +72,11 @@ pub(crate) struct Scheduler<'s, 'j, 'b, const CRC: bool> {
     waiting: u64,
     /// Lanes that took a job at the latest `end_run`.
     started: u64,
-    job: [usize; MAX_LANES],
-    /// The step at which a lane took its job.
-    begin: [usize; MAX_LANES],
+    job: [usize; N],
     /// When the active lanes' jobs end, earliest first.
     ends: EndQueue,
     /// A lane waiting for its stagger starts at this step.
-    start_at: [usize; MAX_LANES],
-    /// `src + 16 * now` is the lane's current block.
-    src: [*const u8; MAX_LANES],
-    dst: [*mut u8; MAX_LANES],
-    /// Idle lanes read and write `scratch + 16 * (now - scratch_epoch)`;
-    /// `now - scratch_epoch < MAX_RUN` when a run starts, so a run stays
-    /// inside the scratch space's `2 * MAX_RUN` blocks.
-    scratch: *mut u8,
-    scratch_epoch: usize,
-    _scratch: core::marker::PhantomData<&'s mut Scratch>,
+    start_at: [usize; N],
     /// The chaining value of each lane: the job's IV when the lane takes
     /// it. Backends keep the live chains in registers and read this for
     /// the lanes that (re)started.
@@ -111,108 +88,90 @@ pub(crate) struct Scheduler<'s, 'j, 'b, const CRC: bool> {
     pub(crate) crc: [[u8; 16]; MAX_LANES],
 }
 
-impl<'s, 'j, 'b, const CRC: bool> Scheduler<'s, 'j, 'b, CRC> {
-    /// A scheduler for `lane_count` lanes (at most `MAX_LANES`), lane `i`
-    /// starting `i * stagger` steps late.
-    pub(crate) fn new(
-        jobs: &'j mut [Job<'b>],
-        lane_count: usize,
-        stagger: usize,
-        scratch: &'s mut Scratch,
-    ) -> Self {
-        let count = lane_count.clamp(1, MAX_LANES);
-        let scratch = scratch.0.as_mut_ptr();
-        let mut sched = Scheduler {
-            jobs,
-            count,
-            now: 0,
-            run: 0,
+impl<'s, 'j, 'b, const N: usize, const CRC: bool> Lanes<'s, 'j, 'b, N, CRC> {
+    const ALL: u64 = {
+        assert!(N >= 1 && N <= MAX_LANES);
+        u64::MAX >> (64 - N)
+    };
+
+    /// Lanes for `jobs`, lane `i` starting `i * stagger` steps late.
+    pub(crate) fn new(jobs: &'j mut [Job<'b>], stagger: usize, scratch: &'s mut Scratch) -> Self {
+        let mut lanes = Lanes {
+            cursors: Cursors::new(jobs, scratch),
             next: None,
             active: 0,
-            waiting: 0,
+            waiting: Self::ALL,
             started: 0,
-            job: [IDLE; MAX_LANES],
-            begin: [0; MAX_LANES],
+            job: [IDLE; N],
             ends: EndQueue::new(),
-            start_at: [0; MAX_LANES],
-            src: [scratch.cast_const(); MAX_LANES],
-            dst: [scratch; MAX_LANES],
-            scratch,
-            scratch_epoch: 0,
-            _scratch: core::marker::PhantomData,
+            start_at: core::array::from_fn(|lane| lane * stagger),
             chain: [[0; 16]; MAX_LANES],
             crc: [[0; 16]; MAX_LANES],
         };
-        sched.next = sched.next_nonempty(0);
-        for lane in 0..count {
-            sched.start_at[lane] = lane * stagger;
-            sched.waiting |= 1 << lane;
-        }
-        sched.take_ready_lanes();
-        sched
+        lanes.next = lanes.next_nonempty(0);
+        lanes.take_ready_lanes();
+        lanes
     }
 
-    /// The number of steps of the next run, or 0 when every job is done.
-    /// Ends a run where a lane finishes its job or a waiting lane may
-    /// start, and after at most `MAX_RUN` steps.
-    pub(crate) fn begin_run(&mut self) -> usize {
+    /// The next run, or `None` when every job is done. Ends a run where a
+    /// lane finishes its job or a waiting lane may start, and after at most
+    /// `MAX_RUN` steps. Call [`Lanes::end_run`] after it.
+    fn begin_run(&mut self) -> Option<Run<'_, N>> {
         loop {
+            let now = self.cursors.now();
             let mut steps = self
                 .ends
                 .first()
-                .map_or(MAX_RUN, |(end, _)| MAX_RUN.min(end - self.now));
+                .map_or(MAX_RUN, |(end, _)| MAX_RUN.min(end - now));
             let waiting = if self.next.is_some() { self.waiting } else { 0 };
             for lane in lanes(waiting) {
-                steps = steps.min(self.start_at[lane] - self.now);
+                steps = steps.min(self.start_at[lane] - now);
             }
             if self.active == 0 {
                 // Lanes waiting for their stagger have no reason to wait
                 // when nothing runs.
                 if waiting == 0 {
-                    return 0;
+                    return None;
                 }
-                self.now += steps;
+                self.cursors.skip(steps);
                 self.take_ready_lanes();
                 continue;
             }
-            if self.now - self.scratch_epoch >= MAX_RUN {
-                // Idle lanes are MAX_RUN steps into the scratch space: move
-                // them back to its start.
-                self.scratch_epoch = self.now;
-                for lane in lanes(self.all() & !self.active) {
-                    self.idle(lane);
-                }
-            }
-            self.run = steps;
-            return steps;
+            let idle = Self::ALL & !self.active;
+            let run = self.cursors.run(steps, idle);
+            assert!(run.is_some(), "lane bookkeeping: a run past a buffer");
+            return run;
         }
     }
 
-    /// Where lane `lane` reads its block in step `step` of this run.
+    /// Runs every job through the lanes: the loop of every multi-buffer
+    /// backend, with the backend's live lane state in `kernel`. Lanes that
+    /// took a job at the end of a run restart from their job's IV and seed.
     #[inline(always)]
-    pub(crate) fn src_at(&self, lane: usize, step: usize) -> *const u8 {
-        self.src[lane].wrapping_add(16 * (self.now + step))
-    }
-
-    /// Where lane `lane` writes its block in step `step` of this run.
-    #[inline(always)]
-    pub(crate) fn dst_at(&self, lane: usize, step: usize) -> *mut u8 {
-        self.dst[lane].wrapping_add(16 * (self.now + step))
+    pub(crate) fn drive(&mut self, kernel: &mut impl LaneKernel<N>) {
+        kernel.load(&self.chain, &self.crc);
+        while let Some(run) = self.begin_run() {
+            kernel.run(&run);
+            kernel.save(&mut self.chain, &mut self.crc);
+            if self.end_run() != 0 {
+                kernel.load(&self.chain, &self.crc);
+            }
+        }
     }
 
     /// Records that the run `begin_run` started is done: hands finished
     /// lanes' CRC accumulators to their jobs and gives free lanes the next
     /// jobs. Returns the lanes that took a job.
-    pub(crate) fn end_run(&mut self) -> u64 {
-        self.now += core::mem::take(&mut self.run);
+    fn end_run(&mut self) -> u64 {
+        let now = self.cursors.now();
         while let Some((end, lane)) = self.ends.first()
-            && end == self.now
+            && end == now
         {
             self.ends.pop();
             self.active &= !(1 << lane);
-            self.idle(lane);
+            self.cursors.idle(lane);
             let job = core::mem::replace(&mut self.job[lane], IDLE);
-            if CRC && let Some(crc) = &mut self.jobs[job].crc {
+            if CRC && let Some(crc) = &mut self.cursors.jobs_mut()[job].crc {
                 crc.fold = self.crc[lane];
             }
         }
@@ -223,10 +182,11 @@ impl<'s, 'j, 'b, const CRC: bool> Scheduler<'s, 'j, 'b, CRC> {
     /// Gives the next jobs to the lanes that are free: idle, and past
     /// their stagger. Sets `started`.
     fn take_ready_lanes(&mut self) {
+        let now = self.cursors.now();
         self.started = 0;
-        let mut free = self.all() & !self.active;
+        let mut free = Self::ALL & !self.active;
         for lane in lanes(self.waiting) {
-            if self.start_at[lane] > self.now {
+            if self.start_at[lane] > now {
                 free &= !(1 << lane);
             }
         }
@@ -237,51 +197,21 @@ impl<'s, 'j, 'b, const CRC: bool> Scheduler<'s, 'j, 'b, CRC> {
             self.active |= bit;
             self.started |= bit;
             self.job[lane] = job;
-            self.begin[lane] = self.now;
-            self.ends
-                .push(self.now + self.jobs[job].io.len() / 16, lane);
-            self.chain[lane] = self.jobs[job].iv;
+            let taken = &self.cursors.jobs()[job];
+            self.ends.push(now + taken.io.blocks(), lane);
+            self.chain[lane] = taken.iv;
             if CRC {
-                self.crc[lane] = self.jobs[job]
-                    .crc
-                    .as_ref()
-                    .map_or([0; 16], CrcRequest::seed);
+                self.crc[lane] = taken.crc.as_ref().map_or([0; 16], CrcRequest::seed);
             }
-            let (src, dst) = self.jobs[job].io.ptrs();
-            self.src[lane] = src.wrapping_sub(16 * self.now);
-            self.dst[lane] = dst.wrapping_sub(16 * self.now);
+            let took = self.cursors.take(lane, job);
+            debug_assert!(took);
             self.next = self.next_nonempty(job + 1);
         }
     }
 
-    /// The job and block index an active lane works on in step `step` of
-    /// this run; `None` when the lane is idle.
-    pub(crate) fn position(&self, lane: usize, step: usize) -> Option<(usize, usize)> {
-        (lane < self.count && self.job[lane] != IDLE)
-            .then(|| (self.job[lane], self.now + step - self.begin[lane]))
-    }
-
-    /// The jobs, for a backend that reads and writes blocks through
-    /// `position` rather than pointers.
-    pub(crate) fn jobs(&mut self) -> &mut [Job<'b>] {
-        self.jobs
-    }
-
-    /// Points an idle lane at the scratch space.
-    fn idle(&mut self, lane: usize) {
-        self.src[lane] = self
-            .scratch
-            .cast_const()
-            .wrapping_sub(16 * self.scratch_epoch);
-        self.dst[lane] = self.scratch.wrapping_sub(16 * self.scratch_epoch);
-    }
-
-    fn all(&self) -> u64 {
-        u64::MAX >> (64 - self.count)
-    }
-
     fn next_nonempty(&self, from: usize) -> Option<usize> {
-        (from..self.jobs.len()).find(|&j| self.jobs[j].io.len() >= 16)
+        let jobs = self.cursors.jobs();
+        (from..jobs.len()).find(|&j| jobs[j].io.blocks() > 0)
     }
 }
 

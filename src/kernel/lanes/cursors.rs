@@ -1,0 +1,243 @@
+//! Where each lane reads and writes: the only place that makes the raw
+//! pointers the multi-buffer loops use, and the proof that they are valid.
+//!
+//! [`Cursors`] owns the batch's jobs for as long as lanes work on them. It
+//! gives a lane a job only in increasing job order (so no job is in two
+//! lanes, and no lane's bytes are touched by anything else), records when
+//! the lane's buffer ends, and points idle lanes at a scratch space. A
+//! [`Run`] of `steps` steps is made only after checking that every lane's
+//! buffer holds those steps; its [`Step`]s can only be made below `steps`.
+//! So `src`/`dst` of a `Run` are valid by construction, whatever the lane
+//! bookkeeping in `super` decides.
+
+use super::super::Job;
+
+/// Most steps of one run; bounds the scratch space of idle lanes.
+pub(crate) const MAX_RUN: usize = 64;
+
+/// Where idle lanes read and write, so a run needs no per-lane branches.
+pub(crate) struct Scratch([u8; 2 * MAX_RUN * 16]);
+
+impl Scratch {
+    pub(crate) fn new() -> Self {
+        Scratch([0; 2 * MAX_RUN * 16])
+    }
+}
+
+/// The pointers of `N` lanes into the jobs (or the scratch space).
+pub(crate) struct Cursors<'s, 'j, 'b, const N: usize> {
+    jobs: &'j mut [Job<'b>],
+    /// Steps run so far; `src + 16 * now` is a lane's current block.
+    now: usize,
+    /// The step at which each lane's buffer ends.
+    end: [usize; N],
+    src: [*const u8; N],
+    dst: [*mut u8; N],
+    /// Jobs below this index have been given to a lane (or skipped).
+    next_job: usize,
+    /// Idle lanes read and write `scratch + 16 * (now - scratch_epoch)`,
+    /// valid until step `scratch_epoch + 2 * MAX_RUN`.
+    scratch: *mut u8,
+    scratch_epoch: usize,
+    _scratch: core::marker::PhantomData<&'s mut Scratch>,
+}
+
+impl<'s, 'j, 'b, const N: usize> Cursors<'s, 'j, 'b, N> {
+    pub(crate) fn new(jobs: &'j mut [Job<'b>], scratch: &'s mut Scratch) -> Self {
+        let scratch = scratch.0.as_mut_ptr();
+        Cursors {
+            jobs,
+            now: 0,
+            end: [2 * MAX_RUN; N],
+            src: [scratch.cast_const(); N],
+            dst: [scratch; N],
+            next_job: 0,
+            scratch,
+            scratch_epoch: 0,
+            _scratch: core::marker::PhantomData,
+        }
+    }
+
+    /// The jobs. Reading and writing a job's IV, CRC request and length
+    /// does not touch the bytes lanes work on.
+    pub(crate) fn jobs(&self) -> &[Job<'b>] {
+        self.jobs
+    }
+
+    pub(crate) fn jobs_mut(&mut self) -> &mut [Job<'b>] {
+        self.jobs
+    }
+
+    pub(crate) fn now(&self) -> usize {
+        self.now
+    }
+
+    /// Gives job `job` to `lane` from this step on. Jobs must be given in
+    /// increasing order (skipped ones are never given); returns `false`,
+    /// changing nothing, otherwise or for a lane or job out of range.
+    pub(crate) fn take(&mut self, lane: usize, job: usize) -> bool {
+        if lane >= N || job < self.next_job || job >= self.jobs.len() {
+            return false;
+        }
+        self.next_job = job + 1;
+        let io = &mut self.jobs[job].io;
+        let blocks = io.blocks();
+        let (src, dst) = io.ptrs();
+        self.end[lane] = self.now + blocks;
+        self.src[lane] = src.wrapping_sub(16 * self.now);
+        self.dst[lane] = dst.wrapping_sub(16 * self.now);
+        true
+    }
+
+    /// Points `lane` at the scratch space (it is done with its job).
+    pub(crate) fn idle(&mut self, lane: usize) {
+        if lane < N {
+            self.end[lane] = self.scratch_epoch + 2 * MAX_RUN;
+            self.src[lane] = self
+                .scratch
+                .cast_const()
+                .wrapping_sub(16 * self.scratch_epoch);
+            self.dst[lane] = self.scratch.wrapping_sub(16 * self.scratch_epoch);
+        }
+    }
+
+    /// Moves `now` on without a run (nothing is active); a run moves it on
+    /// by its length when it is made.
+    pub(crate) fn skip(&mut self, steps: usize) {
+        self.now += steps;
+    }
+
+    /// A run of `steps` steps (1..=MAX_RUN), after `rebase`-ing idle lanes
+    /// back to the start of the scratch space when they have used half of
+    /// it. `None` if some lane's buffer does not hold `steps` more steps.
+    pub(crate) fn run(&mut self, steps: usize, idle: u64) -> Option<Run<'_, N>> {
+        if steps == 0 || steps > MAX_RUN {
+            return None;
+        }
+        if self.now - self.scratch_epoch >= MAX_RUN {
+            self.scratch_epoch = self.now;
+            for lane in 0..N {
+                if idle & (1 << lane) != 0 {
+                    self.idle(lane);
+                }
+            }
+        }
+        let last = self.now + steps;
+        // A minimum rather than `any`: no early exit, so it vectorises.
+        if self.end.iter().fold(usize::MAX, |min, &end| min.min(end)) < last {
+            return None;
+        }
+        // The lanes move on by the run now; the run keeps where it starts
+        // and borrows the pointers, so nothing changes them while it lasts.
+        let now = self.now;
+        self.now = last;
+        Some(Run {
+            src: &self.src,
+            dst: &self.dst,
+            now,
+            steps,
+        })
+    }
+}
+
+/// A stretch of `steps` steps in which every lane reads and writes one
+/// block per step. Made only by [`Cursors::run`], after its check: for
+/// every lane `l < N` and step `s < steps`, `src(l, s)` is valid for
+/// reading and `dst(l, s)` for writing 16 bytes; the destinations of lanes
+/// with jobs are disjoint (distinct jobs' `&mut` buffers), and a lane's
+/// source either is its destination (in place) or is a shared slice that
+/// no destination overlaps. Idle lanes share the scratch space.
+pub(crate) struct Run<'r, const N: usize> {
+    src: &'r [*const u8; N],
+    dst: &'r [*mut u8; N],
+    /// The step at which the run starts.
+    now: usize,
+    steps: usize,
+}
+
+/// A step index below the length of the run it was made by, usable only
+/// while that run is borrowed (so never with a later, shorter run).
+#[derive(Clone, Copy)]
+pub(crate) struct Step<'r>(usize, core::marker::PhantomData<&'r ()>);
+
+impl<const N: usize> Run<'_, N> {
+    /// The run's steps in order.
+    #[inline(always)]
+    pub(crate) fn steps(&self) -> impl Iterator<Item = Step<'_>> {
+        (0..self.steps).map(|step| Step(step, core::marker::PhantomData))
+    }
+
+    /// Where `lane` (`< N`, checked) reads its block in `step`: valid for
+    /// reading 16 bytes until the run ends.
+    #[inline(always)]
+    pub(crate) fn src<'x>(&'x self, lane: usize, step: Step<'x>) -> *const u8 {
+        self.src[lane].wrapping_add(16 * (self.now + step.0))
+    }
+
+    /// Where `lane` writes its block in `step`: valid for writing 16 bytes
+    /// until the run ends; read the lane's block of that step first.
+    #[inline(always)]
+    pub(crate) fn dst<'x>(&'x self, lane: usize, step: Step<'x>) -> *mut u8 {
+        self.dst[lane].wrapping_add(16 * (self.now + step.0))
+    }
+
+    /// The block `lane` reads in `step`, for code without raw pointers.
+    #[inline(always)]
+    pub(crate) fn read<'x>(&'x self, lane: usize, step: Step<'x>) -> [u8; 16] {
+        // SAFETY: a `Run` and a `Step` of it prove 16 readable bytes.
+        unsafe { self.src(lane, step).cast::<[u8; 16]>().read_unaligned() }
+    }
+
+    /// Writes the block `lane` writes in `step`, for code without raw
+    /// pointers; after `read` of the same lane and step.
+    #[inline(always)]
+    pub(crate) fn write<'x>(&'x self, lane: usize, step: Step<'x>, block: [u8; 16]) {
+        // SAFETY: a `Run` and a `Step` of it prove 16 writable bytes.
+        unsafe {
+            self.dst(lane, step)
+                .cast::<[u8; 16]>()
+                .write_unaligned(block);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The checks that make a `Run` a proof: no run past a lane's buffer
+    /// (job or scratch), no job given twice or out of order, no lane out of
+    /// range, and a run moves every lane on by its length.
+    #[test]
+    fn runs_stay_inside_every_lane_buffer() {
+        let mut a = [1u8; 3 * 16];
+        let mut b = [2u8; 5 * 16];
+        let mut jobs = [
+            Job::in_place([0; 16], &mut a),
+            Job::in_place([0; 16], &mut b),
+        ];
+        let mut scratch = Scratch::new();
+        let mut cursors = Cursors::<2>::new(&mut jobs, &mut scratch);
+        assert!(cursors.take(0, 1));
+        assert!(!cursors.take(1, 0), "a job before one already given");
+        assert!(!cursors.take(1, 1), "a job given twice");
+        assert!(!cursors.take(2, 2), "a lane out of range");
+        assert!(cursors.run(6, 0b10).is_none(), "past job 1's 5 blocks");
+        assert!(cursors.run(0, 0b10).is_none(), "an empty run");
+        let run = cursors.run(2, 0b10).expect("inside every buffer");
+        let steps: Vec<_> = run.steps().collect();
+        assert_eq!(steps.len(), 2);
+        assert_eq!(run.read(0, steps[1]), [2; 16]);
+        run.write(0, steps[1], [7; 16]);
+        assert_eq!(cursors.now(), 2);
+        assert!(cursors.run(4, 0b10).is_none(), "3 blocks of job 1 are left");
+        cursors.idle(0);
+        assert!(
+            cursors.run(MAX_RUN, 0b11).is_some(),
+            "scratch holds a whole run"
+        );
+        let _ = cursors;
+        assert_eq!(b[16..32], [7; 16]);
+        assert_eq!(a, [1; 48]);
+    }
+}
