@@ -48,7 +48,6 @@ pub(crate) mod limit_aarch64;
 #[allow(unsafe_code, reason = "AES-NI and VAES intrinsics on registers")]
 pub(crate) mod limit_x86;
 
-
 #[cfg(target_arch = "aarch64")]
 use aarch64::Armv8;
 #[cfg(target_arch = "x86_64")]
