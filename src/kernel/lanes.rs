@@ -51,8 +51,13 @@ const IDLE: usize = usize::MAX;
 pub(crate) trait LaneKernel<const N: usize> {
     /// Takes every lane's state from [`Lanes::chain`] and [`Lanes::crc`].
     fn load(&mut self, chain: &[[u8; 16]; MAX_LANES], crc: &[[u8; 16]; MAX_LANES]);
-    /// Writes every lane's state back.
-    fn save(&self, chain: &mut [[u8; 16]; MAX_LANES], crc: &mut [[u8; 16]; MAX_LANES]);
+    /// Takes the state of the lanes in `lanes` (a bit per lane) from
+    /// [`Lanes::chain`] and [`Lanes::crc`]; the other lanes keep theirs.
+    fn restart(&mut self, lanes: u64, chain: &[[u8; 16]; MAX_LANES], crc: &[[u8; 16]; MAX_LANES]);
+    /// Writes the CRC accumulators of (at least) the lanes in `lanes` to
+    /// `crc`. Chains are never read back: a finished lane's chain is done
+    /// with, and a running lane's stays live.
+    fn save_crc(&self, lanes: u64, crc: &mut [[u8; 16]; MAX_LANES]);
     /// Moves every lane through `run`.
     fn run(&mut self, run: &Run<'_, N>);
 }
@@ -152,11 +157,28 @@ impl<'s, 'j, 'b, const N: usize, const CRC: bool> Lanes<'s, 'j, 'b, N, CRC> {
         kernel.load(&self.chain, &self.crc);
         while let Some(run) = self.begin_run() {
             kernel.run(&run);
-            kernel.save(&mut self.chain, &mut self.crc);
-            if self.end_run() != 0 {
-                kernel.load(&self.chain, &self.crc);
+            // Only what changes hands moves through memory: a changeover
+            // with staggered lanes is a run of one step per lane.
+            if CRC {
+                kernel.save_crc(self.finishing(), &mut self.crc);
+            }
+            let started = self.end_run();
+            if started != 0 {
+                kernel.restart(started, &self.chain, &self.crc);
             }
         }
+    }
+
+    /// The lanes whose jobs end with the run just made.
+    fn finishing(&self) -> u64 {
+        let now = self.cursors.now();
+        let mut mask = 0;
+        for (lane, &job) in self.job.iter().enumerate() {
+            if job != IDLE && self.cursors.end(lane) == now {
+                mask |= 1 << lane;
+            }
+        }
+        mask
     }
 
     /// Records that the run `begin_run` started is done: hands finished

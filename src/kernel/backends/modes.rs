@@ -601,13 +601,21 @@ where
     }
 
     #[inline(always)]
-    fn save(&self, chain: &mut [[u8; 16]; MAX_LANES], crc: &mut [[u8; 16]; MAX_LANES]) {
+    fn restart(&mut self, lanes: u64, chain: &[[u8; 16]; MAX_LANES], crc: &[[u8; 16]; MAX_LANES]) {
         // SAFETY: as in `load`.
         unsafe {
-            store_lanes::<B, R>(&self.chain, chain);
+            restart_lanes::<B, R>(&mut self.chain, chain, lanes);
             if CRC {
-                store_lanes::<B, R>(&self.acc, crc);
+                restart_lanes::<B, R>(&mut self.acc, crc, lanes);
             }
+        }
+    }
+
+    #[inline(always)]
+    fn save_crc(&self, lanes: u64, crc: &mut [[u8; 16]; MAX_LANES]) {
+        if CRC {
+            // SAFETY: as in `load`.
+            unsafe { store_lanes::<B, R>(&self.acc, crc, lanes) };
         }
     }
 
@@ -650,7 +658,46 @@ unsafe fn load_lanes<B: Simd, const R: usize>(
     }
 }
 
-/// The inverse of [`load_lanes`].
+/// The bits of `lanes` that register `g` holds.
+#[inline(always)]
+fn register_lanes<B: Simd>(lanes: u64, g: usize) -> u64 {
+    (lanes >> (g * B::BLOCKS)) & (u64::MAX >> (64 - B::BLOCKS))
+}
+
+/// [`load_lanes`] for the lanes in `lanes` only: a register none of whose
+/// lanes is in `lanes` is not touched, one with some goes through memory.
+///
+/// # Safety
+/// As [`load_lanes`].
+#[inline(always)]
+unsafe fn restart_lanes<B: Simd, const R: usize>(
+    regs: &mut [B::Reg; R],
+    state: &[[u8; 16]; MAX_LANES],
+    lanes: u64,
+) {
+    const { assert!(B::BLOCKS <= 4) };
+    for (g, r) in regs.iter_mut().enumerate() {
+        let mine = register_lanes::<B>(lanes, g);
+        if mine == 0 {
+            continue;
+        }
+        let from = &state[g * B::BLOCKS..][..B::BLOCKS];
+        // One register: at most four blocks (a 512-bit register).
+        let mut merged = [[0u8; 16]; 4];
+        let merged = &mut merged[..B::BLOCKS];
+        // SAFETY: the caller's contract; `merged` holds one register.
+        unsafe { B::store(merged.as_flattened_mut().as_mut_ptr(), *r) };
+        for (j, block) in merged.iter_mut().enumerate() {
+            if mine & (1 << j) != 0 {
+                *block = from[j];
+            }
+        }
+        // SAFETY: as above.
+        *r = unsafe { B::load(merged.as_flattened().as_ptr()) };
+    }
+}
+
+/// Writes the registers that hold any lane of `lanes` to `state`.
 ///
 /// # Safety
 /// As [`load_lanes`].
@@ -658,11 +705,14 @@ unsafe fn load_lanes<B: Simd, const R: usize>(
 unsafe fn store_lanes<B: Simd, const R: usize>(
     regs: &[B::Reg; R],
     state: &mut [[u8; 16]; MAX_LANES],
+    lanes: u64,
 ) {
     let state = state.as_flattened_mut().as_mut_ptr();
     for (g, r) in regs.iter().enumerate() {
-        // SAFETY: the caller's contract: register g is inside the array.
-        unsafe { B::store(state.add(16 * B::BLOCKS * g), *r) };
+        if register_lanes::<B>(lanes, g) != 0 {
+            // SAFETY: the caller's contract: register g is inside the array.
+            unsafe { B::store(state.add(16 * B::BLOCKS * g), *r) };
+        }
     }
 }
 

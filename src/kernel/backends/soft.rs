@@ -248,9 +248,15 @@ impl<B: BlockCipherEncBackend<BlockSize = U16>, const N: usize> LaneKernel<N>
         self.chain.copy_from_slice(&chain[..N]);
     }
 
-    fn save(&self, chain: &mut [[u8; 16]; MAX_LANES], _: &mut [[u8; 16]; MAX_LANES]) {
-        chain[..N].copy_from_slice(&self.chain);
+    fn restart(&mut self, lanes: u64, chain: &[[u8; 16]; MAX_LANES], _: &[[u8; 16]; MAX_LANES]) {
+        for (lane, live) in self.chain.iter_mut().enumerate() {
+            if lanes & (1 << lane) != 0 {
+                *live = chain[lane];
+            }
+        }
     }
+
+    fn save_crc(&self, _: u64, _: &mut [[u8; 16]; MAX_LANES]) {}
 
     fn run(&mut self, run: &Run<'_, N>) {
         let mut blocks = [Block::default(); N];

@@ -72,6 +72,11 @@ impl<'s, 'j, 'b, const N: usize> Cursors<'s, 'j, 'b, N> {
         self.now
     }
 
+    /// The step at which `lane`'s job (or scratch stretch) ends.
+    pub(crate) fn end(&self, lane: usize) -> usize {
+        self.end[lane]
+    }
+
     /// Gives job `job` to `lane` from this step on. Jobs must be given in
     /// increasing order (skipped ones are never given); returns `false`,
     /// changing nothing, otherwise or for a lane or job out of range.
