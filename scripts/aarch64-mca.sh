@@ -34,7 +34,9 @@ CPUS=${CPUS:-"neoverse-n1 neoverse-v1 apple-a14"}
 ITERATIONS=${ITERATIONS:-300}
 CBC_DECRYPT=${CBC_DECRYPT:-'cbc_decrypt'}
 CTR=${CTR:-'(^|[^a-z_])ctr'}
-MULTI=${MULTI:-'multi'}
+# The lane driver's loop is `run_lanes` since the kernel's modes are
+# written once (kernel/backends/modes.rs); `multi` before.
+MULTI=${MULTI:-'run_lanes($|[^_])|multi'}
 TARGET=aarch64-unknown-linux-gnu
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target/aarch64-mca}
 
