@@ -67,7 +67,8 @@ impl Limit {
 
 /// The throughput limit of `backend`'s AES instructions on this core: the
 /// best rate of independent chains of AES rounds at the backend's register
-/// width (see the [module](self) docs). `None` if the CPU cannot run the
+/// width, enough chains to cover the rounds' latency, nothing loaded or
+/// stored, best of several short runs. `None` if the CPU cannot run the
 /// backend, and under Miri, which cannot time.
 ///
 /// Takes some tens of milliseconds.
