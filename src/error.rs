@@ -116,27 +116,19 @@ pub enum Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use crate::kernel::Error as K;
         match self {
-            Error::KeyLength(len) => {
-                write!(f, "AES key of {len} bytes (expected 16, 24 or 32)")
+            // The kernel's own errors, in the kernel's words.
+            Error::KeyLength(len) => K::KeyLength(*len).fmt(f),
+            Error::LengthMismatch { src, dst } => K::LengthMismatch {
+                src: *src,
+                dst: *dst,
             }
-            Error::LengthMismatch { src, dst } => write!(
-                f,
-                "source of {src} bytes and destination of {dst} bytes differ in length"
-            ),
-            Error::NotBlockAligned(len) => {
-                write!(f, "{len} bytes is not a whole number of 16-byte AES blocks")
-            }
-            Error::UnsupportedBackend(backend) => {
-                write!(f, "this CPU cannot run the {backend} AES backend")
-            }
-            Error::UnknownBackend(name) => write!(
-                f,
-                "unknown AES backend {name:?} (expected soft, aesni, vaes256, vaes512 or armv8)"
-            ),
-            Error::UnknownMode(name) => {
-                write!(f, "unknown algorithm {name:?} (expected cbc or ctr)")
-            }
+            .fmt(f),
+            Error::NotBlockAligned(len) => K::NotBlockAligned(*len).fmt(f),
+            Error::UnsupportedBackend(backend) => K::UnsupportedBackend(*backend).fmt(f),
+            Error::UnknownBackend(name) => K::UnknownBackend(name.clone()).fmt(f),
+            Error::UnknownMode(name) => K::UnknownMode(name.clone()).fmt(f),
             Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
             Error::KeyFile { path, line, fault } => {
                 if path.as_os_str().is_empty() {
