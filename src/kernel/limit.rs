@@ -229,11 +229,12 @@ fn rate(rounds: Rounds, chains: usize) -> Option<f64> {
 mod tests {
     use super::*;
 
-    // Not timing tests: they check that each supported backend gives a
-    // figure at all, and orders that no noise can plausibly invert.
+    // No timing comparisons here (speed is for the benches): they check
+    // that each supported backend gives a usable figure at all, and the
+    // shape of the measurement behind it.
 
     #[test]
-    fn every_supported_backend_has_a_positive_limit_above_its_latency_bound() {
+    fn every_supported_backend_has_a_positive_limit_and_latency_bound() {
         for &backend in Backend::supported() {
             let limit = aes_limit(backend).expect("supported backend has a limit");
             let serial = aes_latency_bound(backend).expect("and a latency bound");
@@ -241,31 +242,21 @@ mod tests {
             assert!(limit.bytes_per_sec.is_finite() && limit.bytes_per_sec > 0.0);
             assert!(serial.bytes_per_sec.is_finite() && serial.bytes_per_sec > 0.0);
             assert!(limit.chains > 1 && serial.chains == 1);
-            // Several chains in flight against one: hardware AES pipelines
-            // give 3-8 times more; even software is not slower in bulk.
-            assert!(
-                limit.bytes_per_sec > serial.bytes_per_sec,
-                "{backend}: {limit:?} vs {serial:?}"
-            );
         }
     }
 
     #[test]
-    fn wider_registers_give_a_higher_limit() {
-        let widths = [Backend::AesNi, Backend::Vaes512];
-        if !widths.iter().all(|b| b.is_supported()) {
-            eprintln!("skipped: this CPU lacks AES-NI or VAES-512");
-            return;
+    fn each_backend_measures_its_own_register_width() {
+        let widths = [
+            (Backend::AesNi, 1),
+            (Backend::Vaes256, 2),
+            (Backend::Vaes512, 4),
+        ];
+        for (backend, lanes) in widths {
+            if let Some(limit) = aes_limit(backend) {
+                assert_eq!(limit.lanes, lanes, "{backend}");
+            }
         }
-        let xmm = aes_limit(Backend::AesNi).unwrap();
-        let zmm = aes_limit(Backend::Vaes512).unwrap();
-        assert_eq!((xmm.lanes, zmm.lanes), (1, 4));
-        // Four blocks per instruction: even at half the issue rate of
-        // 128-bit AESENC, zmm is well ahead.
-        assert!(
-            zmm.bytes_per_sec > xmm.bytes_per_sec * 1.3,
-            "{zmm:?} vs {xmm:?}"
-        );
     }
 
     #[test]
