@@ -94,16 +94,38 @@ fn xor(a: &Block, b: &Block) -> Block {
     Array::from_fn(|i| a[i] ^ b[i])
 }
 
-struct CbcEncrypt<'a, 'b> {
+/// One buffer through a mode: the closure the cipher calls with its
+/// backend, whose parallel width is known there. `iv` is the counter block
+/// for CTR.
+struct OneBuffer<'a, 'b, M> {
     iv: &'a [u8; 16],
     io: InOut<'b>,
+    mode: core::marker::PhantomData<M>,
 }
 
-impl BlockSizeUser for CbcEncrypt<'_, '_> {
+impl<'a, 'b, M> OneBuffer<'a, 'b, M> {
+    fn new(iv: &'a [u8; 16], io: InOut<'b>) -> Self {
+        let mode = core::marker::PhantomData;
+        OneBuffer { iv, io, mode }
+    }
+}
+
+impl<M> BlockSizeUser for OneBuffer<'_, '_, M> {
     type BlockSize = U16;
 }
 
-impl BlockCipherEncClosure for CbcEncrypt<'_, '_> {
+/// The `width`-block chunks of `len` blocks, the last one shorter.
+fn chunks(len: usize, width: usize) -> impl Iterator<Item = core::ops::Range<usize>> {
+    (0..len)
+        .step_by(width)
+        .map(move |start| start..len.min(start + width))
+}
+
+enum CbcEncrypt {}
+enum CbcDecrypt {}
+enum Ctr {}
+
+impl BlockCipherEncClosure for OneBuffer<'_, '_, CbcEncrypt> {
     fn call<B: BlockCipherEncBackend<BlockSize = U16>>(mut self, backend: &B) {
         let (src, dst) = blocks(&mut self.io);
         let mut chain = Block::from(*self.iv);
@@ -116,85 +138,61 @@ impl BlockCipherEncClosure for CbcEncrypt<'_, '_> {
     }
 }
 
-pub(crate) fn cbc_encrypt(keys: &Ciphers, iv: &[u8; 16], io: InOut<'_>) {
-    with_cipher!(keys, c => c.encrypt_with_backend(CbcEncrypt { iv, io }))
-}
-
-struct CbcDecrypt<'a, 'b> {
-    iv: &'a [u8; 16],
-    io: InOut<'b>,
-}
-
-impl BlockSizeUser for CbcDecrypt<'_, '_> {
-    type BlockSize = U16;
-}
-
-impl BlockCipherDecClosure for CbcDecrypt<'_, '_> {
+impl BlockCipherDecClosure for OneBuffer<'_, '_, CbcDecrypt> {
     fn call<B: BlockCipherDecBackend<BlockSize = U16>>(mut self, backend: &B) {
-        let width = B::ParBlocksSize::USIZE;
         let (src, dst) = blocks(&mut self.io);
         let mut prev = Block::from(*self.iv);
-        let mut par = ParBlocks::<B>::default();
-        let mut start = 0;
-        while start < dst.len() {
-            let n = width.min(dst.len() - start);
+        let mut cipher = ParBlocks::<B>::default();
+        for chunk in chunks(dst.len(), B::ParBlocksSize::USIZE) {
+            let n = chunk.len();
             // Copy the ciphertext first: in place, the output overwrites it.
-            let cipher = &mut par[..n];
-            cipher.copy_from_slice(src.map_or(&dst[start..start + n], |s| &s[start..start + n]));
-            let mut plain = ParBlocks::<B>::default();
-            plain[..n].copy_from_slice(cipher);
-            if n == width {
+            cipher[..n].copy_from_slice(src.map_or(&dst[chunk.clone()], |s| &s[chunk.clone()]));
+            let mut plain = cipher.clone();
+            if n == cipher.len() {
                 backend.decrypt_par_blocks_inplace(&mut plain);
             } else {
                 backend.decrypt_tail_blocks_inplace(&mut plain[..n]);
             }
-            for i in 0..n {
-                dst[start + i] = xor(&plain[i], &prev);
-                prev = par[i];
+            for (i, out) in dst[chunk].iter_mut().enumerate() {
+                *out = xor(&plain[i], &prev);
+                prev = cipher[i];
             }
-            start += n;
         }
     }
 }
 
-pub(crate) fn cbc_decrypt(keys: &Ciphers, iv: &[u8; 16], io: InOut<'_>) {
-    with_cipher!(keys, c => c.decrypt_with_backend(CbcDecrypt { iv, io }))
-}
-
-struct Ctr<'a, 'b> {
-    counter: &'a [u8; 16],
-    io: InOut<'b>,
-}
-
-impl BlockSizeUser for Ctr<'_, '_> {
-    type BlockSize = U16;
-}
-
-impl BlockCipherEncClosure for Ctr<'_, '_> {
+impl BlockCipherEncClosure for OneBuffer<'_, '_, Ctr> {
     fn call<B: BlockCipherEncBackend<BlockSize = U16>>(mut self, backend: &B) {
-        let width = B::ParBlocksSize::USIZE;
         let (src, dst) = blocks(&mut self.io);
-        let mut counter = u128::from_be_bytes(*self.counter);
+        let mut counter = u128::from_be_bytes(*self.iv);
         let mut keystream = ParBlocks::<B>::default();
-        let mut start = 0;
-        while start < dst.len() {
-            let n = width.min(dst.len() - start);
+        for chunk in chunks(dst.len(), B::ParBlocksSize::USIZE) {
             for block in keystream.iter_mut() {
                 *block = Block::from(counter.to_be_bytes());
                 counter = counter.wrapping_add(1);
             }
             backend.encrypt_par_blocks_inplace(&mut keystream);
-            for i in 0..n {
-                let input = src.map_or(&dst[start + i], |s| &s[start + i]);
-                dst[start + i] = xor(input, &keystream[i]);
+            for (i, at) in chunk.enumerate() {
+                let input = src.map_or(&dst[at], |s| &s[at]);
+                dst[at] = xor(input, &keystream[i]);
             }
-            start += n;
         }
     }
 }
 
+pub(crate) fn cbc_encrypt(keys: &Ciphers, iv: &[u8; 16], io: InOut<'_>) {
+    let closure = OneBuffer::<CbcEncrypt>::new(iv, io);
+    with_cipher!(keys, c => c.encrypt_with_backend(closure))
+}
+
+pub(crate) fn cbc_decrypt(keys: &Ciphers, iv: &[u8; 16], io: InOut<'_>) {
+    let closure = OneBuffer::<CbcDecrypt>::new(iv, io);
+    with_cipher!(keys, c => c.decrypt_with_backend(closure))
+}
+
 pub(crate) fn ctr(keys: &Ciphers, counter: &[u8; 16], io: InOut<'_>) {
-    with_cipher!(keys, c => c.encrypt_with_backend(Ctr { counter, io }))
+    let closure = OneBuffer::<Ctr>::new(counter, io);
+    with_cipher!(keys, c => c.encrypt_with_backend(closure))
 }
 
 struct CbcEncryptMulti<'a, 'b> {
