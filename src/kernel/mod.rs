@@ -308,7 +308,7 @@ impl Aes {
         self.decrypt_io(mode, iv, InOut::in_place(data));
     }
 
-    /// Encrypts `src` into `dst`.
+    /// Encrypts `plaintext` into `ciphertext`, which must be as long.
     ///
     /// # Errors
     /// [`Error::LengthMismatch`] if the lengths differ (nothing is written).
@@ -316,14 +316,14 @@ impl Aes {
         &self,
         mode: Mode,
         iv: &[u8; BLOCK],
-        src: &[u8],
-        dst: &mut [u8],
+        plaintext: &[u8],
+        ciphertext: &mut [u8],
     ) -> Result<(), Error> {
-        self.encrypt_io(mode, iv, InOut::buf_to_buf(src, dst)?);
+        self.encrypt_io(mode, iv, InOut::buf_to_buf(plaintext, ciphertext)?);
         Ok(())
     }
 
-    /// Decrypts `src` into `dst`.
+    /// Decrypts `ciphertext` into `plaintext`, which must be as long.
     ///
     /// # Errors
     /// [`Error::LengthMismatch`] if the lengths differ (nothing is written).
@@ -331,20 +331,29 @@ impl Aes {
         &self,
         mode: Mode,
         iv: &[u8; BLOCK],
-        src: &[u8],
-        dst: &mut [u8],
+        ciphertext: &[u8],
+        plaintext: &mut [u8],
     ) -> Result<(), Error> {
-        self.decrypt_io(mode, iv, InOut::buf_to_buf(src, dst)?);
+        self.decrypt_io(mode, iv, InOut::buf_to_buf(ciphertext, plaintext)?);
         Ok(())
     }
 
     /// Encrypts every job. CBC interleaves the jobs in SIMD lanes
     /// (multi-buffer), so a batch runs at AES throughput even though each
-    /// job is a serial chain; CTR goes wide inside each job. Jobs that ask
+    /// job is a serial chain (a batch of one runs that chain alone, its
+    /// fastest path); CTR goes wide inside each job. Jobs that ask
     /// for a CRC ([`Job::with_crc`]) get the CRC of their plaintext; CBC on
     /// a backend with carry-less multiply computes it inside the lanes.
     pub fn encrypt_batch(&self, mode: Mode, jobs: &mut [Job<'_>]) {
         match mode {
+            // A lone job has no chain to interleave with: lanes would run
+            // it at the same latency bound plus their bookkeeping.
+            Mode::Cbc if jobs.len() == 1 => {
+                input_crcs(jobs);
+                let job = &mut jobs[0];
+                self.engine.cbc_encrypt(&job.iv, job.io.whole_blocks());
+                self.cbc_tails(jobs);
+            }
             Mode::Cbc => {
                 let fused = jobs.iter().any(|job| job.crc.is_some())
                     && self.engine.cbc_encrypt_multi_crc(jobs);
