@@ -213,101 +213,260 @@ pub(crate) unsafe fn round_keys<B: Simd>(
     }
 }
 
-/// A parallel mode, a group of registers at a time (see [`groups`]).
-/// Methods, not closures: closures would not inherit the entry's target
-/// features.
-trait Group<B: Simd> {
-    /// `regs` (`1..=W`) registers of `B` from block `at`.
+/// A parallel mode, run a group of registers at a time by [`groups`], with
+/// one register of state carried from group to group: CBC decryption's
+/// last ciphertext, CTR's next counters, nothing for ECB. Methods, not
+/// closures: closures would not inherit the entry's target features.
+trait Parallel<const NR: usize> {
+    /// One group, `span`, after `carry`; returns the carry for the next.
     ///
     /// # Safety
-    /// In `B`'s target features; the blocks lie inside the mode's buffer.
-    unsafe fn wide<const W: usize>(&mut self, at: usize, regs: usize);
-    /// The last `K < B::BLOCKS` blocks from block `at`, on `B::Narrow`.
+    /// In `C`'s target features; `W >= span.regs`.
+    unsafe fn group<C: Simd, const W: usize>(&self, span: Span<'_, C>, carry: C::Reg) -> C::Reg;
+
+    /// The carry at block `at` for `B::Narrow`, from `B`'s `carry` there.
     ///
     /// # Safety
-    /// As `wide`.
-    unsafe fn narrow<const K: usize>(self, at: usize);
+    /// In `B`'s target features.
+    unsafe fn narrow_carry<B: Simd>(&self, carry: B::Reg, at: usize) -> <B::Narrow as Simd>::Reg;
 }
 
-/// Runs a parallel mode over `blocks` blocks: groups of `W` registers of
-/// `B` (fewer for the last), then the last `n < B::BLOCKS` blocks, if any,
-/// on the narrow backend.
-///
-/// # Safety
-/// As [`Group::wide`], for a buffer of `blocks` blocks.
-#[inline(always)]
-unsafe fn groups<B: Simd, const W: usize>(blocks: usize, mut mode: impl Group<B>) {
-    let mut at = 0;
-    // Whole groups with a constant register count, so the loads and stores
-    // stay in registers; then one shorter group.
-    while blocks - at >= W * B::BLOCKS {
-        // SAFETY: the caller's contract; `at + W * BLOCKS <= blocks`.
-        unsafe { mode.wide::<W>(at, W) };
-        at += W * B::BLOCKS;
-    }
-    const { assert!(W <= 8) };
-    // The last groups with constant counts too: a variable count turns
-    // the register arrays into memory copies.
-    let regs = (blocks - at) / B::BLOCKS;
-    // SAFETY: as above, `at + regs * BLOCKS <= blocks` (`regs < W <= 8`).
-    unsafe {
-        match regs {
-            0 => {}
-            1 => mode.wide::<1>(at, 1),
-            2 => mode.wide::<2>(at, 2),
-            3 => mode.wide::<3>(at, 3),
-            4 => mode.wide::<4>(at, 4),
-            5 => mode.wide::<5>(at, 5),
-            6 => mode.wide::<6>(at, 6),
-            _ => mode.wide::<7>(at, 7),
-        }
-    }
-    at += regs * B::BLOCKS;
-    // SAFETY: as above, the last `blocks - at < BLOCKS <= 4` blocks.
-    unsafe {
-        match blocks - at {
-            0 => {}
-            1 => mode.narrow::<1>(at),
-            2 => mode.narrow::<2>(at),
-            _ => mode.narrow::<3>(at),
-        }
-    }
-}
-
-/// The buffer of a parallel mode and its round keys.
-struct Buf<'k, B: Simd> {
-    keys: &'k [[u8; 16]; MAX_ROUND_KEYS],
+/// A parallel mode's buffer and round keys.
+struct Buf<B: Simd> {
     k: [B::Reg; MAX_ROUND_KEYS],
     src: *const u8,
     dst: *mut u8,
 }
 
-struct Ecb<'k, B: Simd, const NR: usize, const DECRYPT: bool>(Buf<'k, B>);
+/// `regs` registers of blocks from block `at` of a buffer: one group. Made
+/// only by [`groups`], inside the buffer.
+struct Span<'b, C: Simd> {
+    buf: &'b Buf<C>,
+    at: usize,
+    regs: usize,
+}
 
-impl<B: Simd, const NR: usize, const DECRYPT: bool> Group<B> for Ecb<'_, B, NR, DECRYPT> {
+impl<C: Simd> Span<'_, C> {
+    /// Where register `g` starts, in bytes.
     #[inline(always)]
-    unsafe fn wide<const W: usize>(&mut self, at: usize, regs: usize) {
-        let b = &self.0;
+    fn offset(&self, g: usize) -> usize {
+        (self.at + g * C::BLOCKS) * 16
+    }
+
+    /// The group's input, `W >= regs` registers (the rest zero).
+    ///
+    /// # Safety
+    /// In `C`'s target features.
+    #[inline(always)]
+    unsafe fn load<const W: usize>(&self) -> [C::Reg; W] {
+        // SAFETY: a `Span` lies inside the buffer; the target features are
+        // the caller's contract.
+        unsafe {
+            let mut x = [C::zero(); W];
+            for (g, x) in x.iter_mut().enumerate().take(self.regs) {
+                *x = self.load_back(g, 0);
+            }
+            x
+        }
+    }
+
+    /// Input register `g < regs`, or the register `back` bytes before it
+    /// (`back` no more than the bytes of the buffer before it).
+    ///
+    /// # Safety
+    /// As [`Span::load`].
+    #[inline(always)]
+    unsafe fn load_back(&self, g: usize, back: usize) -> C::Reg {
+        // SAFETY: as in `load`, and the caller's bound on `back`.
+        unsafe { C::load(self.buf.src.add(self.offset(g) - back)) }
+    }
+
+    /// Writes output register `g < regs`.
+    ///
+    /// # Safety
+    /// As [`Span::load`].
+    #[inline(always)]
+    unsafe fn store(&self, g: usize, x: C::Reg) {
+        // SAFETY: as in `load`.
+        unsafe { C::store(self.buf.dst.add(self.offset(g)), x) }
+    }
+}
+
+/// Runs `mode` over `blocks` blocks from `carry`: groups of `W` registers
+/// of `B` (fewer for the last), then the last `n < B::BLOCKS` blocks, if
+/// any, on the narrow backend.
+///
+/// # Safety
+/// In `B`'s target features; `src` readable, `dst` writable for
+/// `blocks * 16` bytes, equal or disjoint.
+#[inline(always)]
+unsafe fn groups<B: Simd, const NR: usize, const W: usize>(
+    keys: &[[u8; 16]; MAX_ROUND_KEYS],
+    (src, dst): (*const u8, *mut u8),
+    blocks: usize,
+    mode: impl Parallel<NR>,
+    mut carry: B::Reg,
+) {
+    const { assert!(W <= 8 && B::BLOCKS <= 4) };
+    // SAFETY: the caller's contract; every group below lies inside the
+    // `blocks` blocks (comments give the bound).
+    unsafe {
+        let buf = Buf {
+            k: round_keys::<B>(keys),
+            src,
+            dst,
+        };
+        let mut at = 0;
+        // Whole groups with a constant register count, so the loads and
+        // stores stay in registers; then one shorter group.
+        while blocks - at >= W * B::BLOCKS {
+            carry = mode.group::<B, W>(
+                Span {
+                    buf: &buf,
+                    at,
+                    regs: W,
+                },
+                carry,
+            );
+            at += W * B::BLOCKS;
+        }
+        // The last group with a constant count too: a variable count turns
+        // the register arrays into memory copies (`regs < W <= 8`).
+        let regs = (blocks - at) / B::BLOCKS;
+        carry = match regs {
+            0 => carry,
+            1 => mode.group::<B, 1>(
+                Span {
+                    buf: &buf,
+                    at,
+                    regs: 1,
+                },
+                carry,
+            ),
+            2 => mode.group::<B, 2>(
+                Span {
+                    buf: &buf,
+                    at,
+                    regs: 2,
+                },
+                carry,
+            ),
+            3 => mode.group::<B, 3>(
+                Span {
+                    buf: &buf,
+                    at,
+                    regs: 3,
+                },
+                carry,
+            ),
+            4 => mode.group::<B, 4>(
+                Span {
+                    buf: &buf,
+                    at,
+                    regs: 4,
+                },
+                carry,
+            ),
+            5 => mode.group::<B, 5>(
+                Span {
+                    buf: &buf,
+                    at,
+                    regs: 5,
+                },
+                carry,
+            ),
+            6 => mode.group::<B, 6>(
+                Span {
+                    buf: &buf,
+                    at,
+                    regs: 6,
+                },
+                carry,
+            ),
+            _ => mode.group::<B, 7>(
+                Span {
+                    buf: &buf,
+                    at,
+                    regs: 7,
+                },
+                carry,
+            ),
+        };
+        at += regs * B::BLOCKS;
+        // The last `blocks - at < BLOCKS <= 4` blocks.
+        let left = blocks - at;
+        if left == 0 {
+            return;
+        }
+        let buf = Buf::<B::Narrow> {
+            k: round_keys::<B::Narrow>(keys),
+            src,
+            dst,
+        };
+        let carry = mode.narrow_carry::<B>(carry, at);
+        match left {
+            1 => mode.group::<B::Narrow, 1>(
+                Span {
+                    buf: &buf,
+                    at,
+                    regs: 1,
+                },
+                carry,
+            ),
+            2 => mode.group::<B::Narrow, 2>(
+                Span {
+                    buf: &buf,
+                    at,
+                    regs: 2,
+                },
+                carry,
+            ),
+            _ => mode.group::<B::Narrow, 3>(
+                Span {
+                    buf: &buf,
+                    at,
+                    regs: 3,
+                },
+                carry,
+            ),
+        };
+    }
+}
+
+/// ECB: every block on its own.
+struct Ecb<const DECRYPT: bool>;
+
+impl<const NR: usize, const DECRYPT: bool> Parallel<NR> for Ecb<DECRYPT> {
+    /// The cipher runs on all `W` registers, so a short group costs one
+    /// latency, not `regs`.
+    #[inline(always)]
+    unsafe fn group<C: Simd, const W: usize>(&self, span: Span<'_, C>, carry: C::Reg) -> C::Reg {
         // SAFETY: the caller's contract.
-        unsafe { ecb_group::<B, NR, W, DECRYPT>(&b.k, b.src, b.dst, at, regs) }
+        unsafe {
+            let mut x = span.load::<W>();
+            if DECRYPT {
+                C::decrypt::<NR, W>(&span.buf.k, &mut x);
+            } else {
+                C::encrypt::<NR, W>(&span.buf.k, &mut x);
+            }
+            for (g, x) in x.iter().enumerate().take(span.regs) {
+                span.store(g, *x);
+            }
+        }
+        carry
     }
 
     #[inline(always)]
-    unsafe fn narrow<const K: usize>(self, at: usize) {
-        let b = self.0;
+    unsafe fn narrow_carry<B: Simd>(&self, _: B::Reg, _: usize) -> <B::Narrow as Simd>::Reg {
         // SAFETY: the caller's contract.
-        unsafe {
-            let k = round_keys::<B::Narrow>(b.keys);
-            ecb_group::<B::Narrow, NR, K, DECRYPT>(&k, b.src, b.dst, at, K);
-        }
+        unsafe { B::Narrow::zero() }
     }
 }
 
 /// ECB over `blocks` blocks, `W` registers in flight.
 ///
 /// # Safety
-/// In `B`'s target features; `src` readable, `dst` writable for
-/// `blocks * 16` bytes, equal or disjoint.
+/// As [`groups`].
 #[inline(always)]
 pub(crate) unsafe fn ecb<B: Simd, const NR: usize, const W: usize, const DECRYPT: bool>(
     keys: &[[u8; 16]; MAX_ROUND_KEYS],
@@ -316,41 +475,7 @@ pub(crate) unsafe fn ecb<B: Simd, const NR: usize, const W: usize, const DECRYPT
     blocks: usize,
 ) {
     // SAFETY: the caller's contract.
-    unsafe {
-        let k = round_keys::<B>(keys);
-        let buf = Buf { keys, k, src, dst };
-        groups::<B, W>(blocks, Ecb::<B, NR, DECRYPT>(buf));
-    }
-}
-
-/// `regs` (`<= W`) registers of ECB from block `at`; the cipher runs on all
-/// `W`, so a short group costs one latency, not `regs`.
-///
-/// # Safety
-/// As [`ecb`], for blocks `at .. at + regs * BLOCKS`.
-#[inline(always)]
-unsafe fn ecb_group<B: Simd, const NR: usize, const W: usize, const DECRYPT: bool>(
-    k: &[B::Reg; MAX_ROUND_KEYS],
-    src: *const u8,
-    dst: *mut u8,
-    at: usize,
-    regs: usize,
-) {
-    // SAFETY: the caller's contract.
-    unsafe {
-        let mut x = [B::zero(); W];
-        for (g, x) in x.iter_mut().enumerate().take(regs) {
-            *x = B::load(src.add((at + g * B::BLOCKS) * 16));
-        }
-        if DECRYPT {
-            B::decrypt::<NR, W>(k, &mut x);
-        } else {
-            B::encrypt::<NR, W>(k, &mut x);
-        }
-        for (g, x) in x.iter().enumerate().take(regs) {
-            B::store(dst.add((at + g * B::BLOCKS) * 16), *x);
-        }
-    }
+    unsafe { groups::<B, NR, W>(keys, (src, dst), blocks, Ecb::<DECRYPT>, B::zero()) }
 }
 
 /// Serial CBC encryption (a chain: one block at a time, on the narrow
@@ -373,31 +498,44 @@ pub(crate) unsafe fn cbc_encrypt<B: Simd, const NR: usize>(
     }
 }
 
-/// CBC decryption; `prev`'s last block is the ciphertext before the next
+/// CBC decryption; the carry's last block is the ciphertext before the
 /// group.
-struct CbcDecrypt<'k, B: Simd, const NR: usize> {
-    buf: Buf<'k, B>,
-    prev: B::Reg,
-}
+struct CbcDecrypt;
 
-impl<B: Simd, const NR: usize> Group<B> for CbcDecrypt<'_, B, NR> {
+impl<const NR: usize> Parallel<NR> for CbcDecrypt {
     #[inline(always)]
-    unsafe fn wide<const W: usize>(&mut self, at: usize, regs: usize) {
-        let b = &self.buf;
-        // SAFETY: the caller's contract.
-        self.prev =
-            unsafe { cbc_decrypt_group::<B, NR, W>(&b.k, self.prev, b.src, b.dst, at, regs) };
+    unsafe fn group<C: Simd, const W: usize>(&self, span: Span<'_, C>, prev: C::Reg) -> C::Reg {
+        // SAFETY: the caller's contract. In place, every ciphertext block
+        // is read before a store can overwrite it: all are loaded first,
+        // and the stores go from the last register down, each after the
+        // load of the ciphertext one block back (which lies in its own or
+        // the previous, not yet written, register).
+        unsafe {
+            let c = span.load::<W>();
+            let mut x = c;
+            C::decrypt::<NR, W>(&span.buf.k, &mut x);
+            for g in (1..span.regs).rev() {
+                // Kept in registers where there are enough of them;
+                // otherwise reloaded: eight ciphertexts beside eight states
+                // and up to fifteen round keys would spill on 16-register
+                // ISAs. (One block back from register g >= 1 is inside the
+                // span.)
+                let back = if C::KEEP_CIPHERTEXT {
+                    C::shift_in(c[g - 1], c[g])
+                } else {
+                    span.load_back(g, 16)
+                };
+                span.store(g, C::xor(x[g], back));
+            }
+            span.store(0, C::xor(x[0], C::shift_in(prev, c[0])));
+            c[span.regs - 1]
+        }
     }
 
     #[inline(always)]
-    unsafe fn narrow<const K: usize>(self, at: usize) {
-        let b = self.buf;
+    unsafe fn narrow_carry<B: Simd>(&self, prev: B::Reg, _: usize) -> <B::Narrow as Simd>::Reg {
         // SAFETY: the caller's contract.
-        unsafe {
-            let k = round_keys::<B::Narrow>(b.keys);
-            let prev = B::last(self.prev);
-            cbc_decrypt_group::<B::Narrow, NR, K>(&k, prev, b.src, b.dst, at, K);
-        }
+        unsafe { B::last(prev) }
     }
 }
 
@@ -414,56 +552,7 @@ pub(crate) unsafe fn cbc_decrypt<B: Simd, const NR: usize, const W: usize>(
     blocks: usize,
 ) {
     // SAFETY: the caller's contract.
-    unsafe {
-        let k = round_keys::<B>(keys);
-        let buf = Buf { keys, k, src, dst };
-        let prev = B::splat(iv);
-        groups::<B, W>(blocks, CbcDecrypt::<B, NR> { buf, prev });
-    }
-}
-
-/// `regs` (`1..=W`) registers of CBC decryption from block `at`, after the
-/// ciphertext whose last block is `prev`'s; returns the group's last
-/// ciphertext register.
-///
-/// # Safety
-/// As [`ecb`], for blocks `at .. at + regs * BLOCKS`.
-#[inline(always)]
-unsafe fn cbc_decrypt_group<B: Simd, const NR: usize, const W: usize>(
-    k: &[B::Reg; MAX_ROUND_KEYS],
-    prev: B::Reg,
-    src: *const u8,
-    dst: *mut u8,
-    at: usize,
-    regs: usize,
-) -> B::Reg {
-    // SAFETY: the caller's contract. In place, every ciphertext block is
-    // read before a store can overwrite it: all are loaded first, and the
-    // stores go from the last register down, each after the load of the
-    // ciphertext one block back (which lies in its own or the previous,
-    // not yet written, register).
-    unsafe {
-        let block = |g: usize| (at + g * B::BLOCKS) * 16;
-        let mut x = [B::zero(); W];
-        for (g, x) in x.iter_mut().enumerate().take(regs) {
-            *x = B::load(src.add(block(g)));
-        }
-        let c = x;
-        B::decrypt::<NR, W>(k, &mut x);
-        for g in (1..regs).rev() {
-            // Kept in registers where there are enough of them; otherwise
-            // reloaded: eight ciphertexts beside eight states and up to
-            // fifteen round keys would spill on 16-register ISAs.
-            let back = if B::KEEP_CIPHERTEXT {
-                B::shift_in(c[g - 1], c[g])
-            } else {
-                B::load(src.add(block(g) - 16))
-            };
-            B::store(dst.add(block(g)), B::xor(x[g], back));
-        }
-        B::store(dst.add(block(0)), B::xor(x[0], B::shift_in(prev, c[0])));
-        c[regs - 1]
-    }
+    unsafe { groups::<B, NR, W>(keys, (src, dst), blocks, CbcDecrypt, B::splat(iv)) }
 }
 
 /// CTR over `blocks` blocks from the big-endian counter block `counter`,
@@ -488,87 +577,42 @@ pub(crate) unsafe fn ctr<B: Simd, const NR: usize, const W: usize>(
         let n = ((blocks - done) as u128).min(until_wrap) as usize;
         // SAFETY: the caller's contract, for blocks `done .. done + n`.
         unsafe {
-            ctr_stretch::<B, NR, W>(keys, counter, src.add(done * 16), dst.add(done * 16), n)
-        };
+            let io = (src.add(done * 16), dst.add(done * 16));
+            groups::<B, NR, W>(keys, io, n, Ctr { counter }, B::counters(counter));
+        }
         counter = counter.wrapping_add(n as u128);
         done += n;
     }
 }
 
-/// CTR from `counter`; `base` holds the counters of the next group.
-struct Ctr<'k, B: Simd, const NR: usize> {
-    buf: Buf<'k, B>,
+/// CTR over a stretch whose counters start at `counter` and do not wrap
+/// the low 64 bits; the carry holds the counters of the next group.
+struct Ctr {
     counter: u128,
-    base: B::Reg,
 }
 
-impl<B: Simd, const NR: usize> Group<B> for Ctr<'_, B, NR> {
+impl<const NR: usize> Parallel<NR> for Ctr {
+    /// Returns the counters after a full group.
     #[inline(always)]
-    unsafe fn wide<const W: usize>(&mut self, at: usize, regs: usize) {
-        let b = &self.buf;
-        // SAFETY: the caller's contract.
-        self.base = unsafe { ctr_group::<B, NR, W>(&b.k, self.base, b.src, b.dst, at, regs) };
-    }
-
-    #[inline(always)]
-    unsafe fn narrow<const K: usize>(self, at: usize) {
-        let b = self.buf;
+    unsafe fn group<C: Simd, const W: usize>(&self, span: Span<'_, C>, base: C::Reg) -> C::Reg {
         // SAFETY: the caller's contract.
         unsafe {
-            let k = round_keys::<B::Narrow>(b.keys);
-            let base = B::Narrow::counters(self.counter + at as u128);
-            ctr_group::<B::Narrow, NR, K>(&k, base, b.src, b.dst, at, K);
+            let mut x = [C::zero(); W];
+            for (g, x) in x.iter_mut().enumerate() {
+                *x = C::counter_blocks(C::add_counter(base, (g * C::BLOCKS) as u64));
+            }
+            C::encrypt::<NR, W>(&span.buf.k, &mut x);
+            for (g, ks) in x.iter().enumerate().take(span.regs) {
+                span.store(g, C::xor(span.load_back(g, 0), *ks));
+            }
+            C::add_counter(base, (W * C::BLOCKS) as u64)
         }
     }
-}
 
-/// CTR over `blocks` blocks whose counters do not wrap the low 64 bits.
-///
-/// # Safety
-/// As [`ecb`].
-#[inline(always)]
-unsafe fn ctr_stretch<B: Simd, const NR: usize, const W: usize>(
-    keys: &[[u8; 16]; MAX_ROUND_KEYS],
-    counter: u128,
-    src: *const u8,
-    dst: *mut u8,
-    blocks: usize,
-) {
-    // SAFETY: the caller's contract.
-    unsafe {
-        let k = round_keys::<B>(keys);
-        let buf = Buf { keys, k, src, dst };
-        let base = B::counters(counter);
-        groups::<B, W>(blocks, Ctr::<B, NR> { buf, counter, base });
-    }
-}
-
-/// `regs` (`<= W`) registers of CTR from block `at`, whose counters start at
-/// `base`; returns the counters of the next group (after a full one).
-///
-/// # Safety
-/// As [`ecb`], for blocks `at .. at + regs * BLOCKS`.
-#[inline(always)]
-unsafe fn ctr_group<B: Simd, const NR: usize, const W: usize>(
-    k: &[B::Reg; MAX_ROUND_KEYS],
-    base: B::Reg,
-    src: *const u8,
-    dst: *mut u8,
-    at: usize,
-    regs: usize,
-) -> B::Reg {
-    // SAFETY: the caller's contract.
-    unsafe {
-        let mut x = [B::zero(); W];
-        for (g, x) in x.iter_mut().enumerate() {
-            *x = B::counter_blocks(B::add_counter(base, (g * B::BLOCKS) as u64));
-        }
-        B::encrypt::<NR, W>(k, &mut x);
-        for (g, ks) in x.iter().enumerate().take(regs) {
-            let at = (at + g * B::BLOCKS) * 16;
-            B::store(dst.add(at), B::xor(B::load(src.add(at)), *ks));
-        }
-        B::add_counter(base, (W * B::BLOCKS) as u64)
+    #[inline(always)]
+    unsafe fn narrow_carry<B: Simd>(&self, _: B::Reg, at: usize) -> <B::Narrow as Simd>::Reg {
+        // SAFETY: the caller's contract.
+        unsafe { B::Narrow::counters(self.counter + at as u128) }
     }
 }
 
@@ -777,9 +821,16 @@ unsafe fn scatter<B: Simd, const R: usize, const N: usize>(
     step: Step<'_>,
     x: &[B::Reg; R],
 ) {
+    // Every lane's pointer first: a store through one of them could, for
+    // all the compiler knows, change the run's pointer array, which would
+    // then be read again before each of the following stores.
+    let mut dst = [core::ptr::null_mut(); N];
+    for (lane, dst) in dst.iter_mut().enumerate() {
+        *dst = run.dst(lane, step);
+    }
     for (g, x) in x.iter().enumerate() {
         // SAFETY: the `Run` makes every lane's block of `step` writable.
-        unsafe { B::scatter(|j| run.dst(B::BLOCKS * g + j, step), *x) };
+        unsafe { B::scatter(|j| dst[B::BLOCKS * g + j], *x) };
     }
 }
 
@@ -845,51 +896,54 @@ macro_rules! entries {
             }
 
             pub(crate) fn cbc_encrypt_multi(_: $T, keys: &RoundKeys, jobs: &mut [Job<'_>]) {
-                let mut scratch = Scratch::new();
-                if jobs.len() >= $min {
-                    let mut lanes = Lanes::<{ $N2 }, false>::new(jobs, $stagger, &mut scratch);
+                in_lanes::<false>(
+                    jobs,
                     // SAFETY: the token proves the CPU features.
-                    unsafe {
-                        by_rounds!(
-                            keys,
-                            run_lanes::<NR, { $R2 }, { $N2 }>(&keys.enc, &mut lanes)
-                        )
-                    }
-                } else {
-                    let mut lanes = Lanes::<{ $N }, false>::new(jobs, $stagger, &mut scratch);
-                    // SAFETY: the token proves the CPU features.
-                    unsafe {
-                        by_rounds!(keys, run_lanes::<NR, { $R }, { $N }>(&keys.enc, &mut lanes))
-                    }
-                }
+                    |lanes| unsafe {
+                        by_rounds!(keys, run_lanes::<NR, { $R }, { $N }>(&keys.enc, lanes))
+                    },
+                    // SAFETY: as above.
+                    |lanes| unsafe {
+                        by_rounds!(keys, run_lanes::<NR, { $R2 }, { $N2 }>(&keys.enc, lanes))
+                    },
+                );
             }
 
             /// [`Self::cbc_encrypt_multi`] with the CRC of every job that
             /// asks for one folded in the lanes and finished (see
             /// `kernel::crc`). Before the CBC tail rule overwrites tails.
             pub(crate) fn cbc_encrypt_multi_crc(_: $CT, keys: &RoundKeys, jobs: &mut [Job<'_>]) {
-                let mut scratch = Scratch::new();
-                if jobs.len() >= $min {
-                    let mut lanes = Lanes::<{ $N2 }, true>::new(jobs, $stagger, &mut scratch);
+                in_lanes::<true>(
+                    jobs,
                     // SAFETY: the token proves the CPU features with
                     // carry-less multiply.
-                    unsafe {
-                        by_rounds!(
-                            keys,
-                            run_lanes_crc::<NR, { $R2 }, { $N2 }>(&keys.enc, &mut lanes)
-                        )
-                    }
-                } else {
-                    let mut lanes = Lanes::<{ $N }, true>::new(jobs, $stagger, &mut scratch);
+                    |lanes| unsafe {
+                        by_rounds!(keys, run_lanes_crc::<NR, { $R }, { $N }>(&keys.enc, lanes))
+                    },
                     // SAFETY: as above.
-                    unsafe {
+                    |lanes| unsafe {
                         by_rounds!(
                             keys,
-                            run_lanes_crc::<NR, { $R }, { $N }>(&keys.enc, &mut lanes)
+                            run_lanes_crc::<NR, { $R2 }, { $N2 }>(&keys.enc, lanes)
                         )
-                    }
-                }
+                    },
+                );
                 $crate::kernel::crc::finish_jobs(jobs);
+            }
+        }
+
+        /// Runs `jobs` through `narrow` lanes, or `wide` ones from a batch of
+        /// `$min` jobs on.
+        fn in_lanes<const CRC: bool>(
+            jobs: &mut [Job<'_>],
+            narrow: impl FnOnce(&mut Lanes<'_, '_, '_, { $N }, CRC>),
+            wide: impl FnOnce(&mut Lanes<'_, '_, '_, { $N2 }, CRC>),
+        ) {
+            let mut scratch = Scratch::new();
+            if jobs.len() >= $min {
+                wide(&mut Lanes::new(jobs, $stagger, &mut scratch));
+            } else {
+                narrow(&mut Lanes::new(jobs, $stagger, &mut scratch));
             }
         }
 

@@ -1,9 +1,10 @@
 //! VAES on 512-bit registers (AVX-512): four blocks per instruction, 4
 //! registers in flight in the parallel modes; CBC encryption runs 16
-//! lanes, or 32 for batches of 32 jobs and more. Sixteen lanes (four
-//! registers) cover the AES latency of one pipe; on a core with two 512-bit
-//! AES pipes (Zen 5) eight registers keep both busy; smaller batches stay
-//! at sixteen, as idle lanes would cost throughput.
+//! lanes. Sixteen lanes (four registers) cover the AES latency of one pipe;
+//! on a core with two 512-bit AES pipes (Zen 5) batches of 32 jobs and more
+//! run 32 lanes, as eight registers keep both pipes busy (smaller batches
+//! stay at sixteen, as idle lanes would cost throughput). See
+//! `x86::vaes512_wide_lanes_from`.
 //!
 //! With VPCLMULQDQ the lanes also fold the CRC-32 of their plaintext: two
 //! carry-less multiplications per register and step beside ten `vaesenc`.
@@ -175,7 +176,7 @@ entries!(
     features: "aes,ssse3,sse4.1,avx,avx2,vaes,avx512f,avx512bw,avx512vl",
     wide: 4,
     lanes: 4, 16, stagger: 1,
-    wide_lanes: 8, 32, from: 32,
+    wide_lanes: 8, 32, from: super::x86::vaes512_wide_lanes_from(),
     clmul: Vaes512ClmulToken,
         "aes,ssse3,sse4.1,avx,avx2,vaes,avx512f,avx512bw,avx512vl,pclmulqdq,vpclmulqdq"
 );
