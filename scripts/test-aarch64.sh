@@ -19,6 +19,8 @@
 #                                `bench` is the real thin-LTO, one-codegen-unit
 #                                profile and costs about 4 CPU-minutes more)
 #   ARIA_AARCH64_CLIPPY=0        skip the clippy step
+#   ARIA_AARCH64_SUITE_TIMEOUT   seconds one emulated test run may take before
+#                                it counts as hung and runs once more (900)
 #   ARIA_AARCH64_BINFMT=0        do not mount binfmt_misc or register a handler
 #                                (one already registered is still used)
 #
@@ -146,8 +148,19 @@ run_suite() {
     local name=$1 log_file=$TARGET_DIR/test-$1.log
     shift
     log "cargo test --target $TARGET: $name (PROPTEST_CASES=$PROPTEST_CASES)"
-    local rc=0
-    env "$@" "$CARGO" test --target "$TARGET" --no-fail-fast 2>&1 | tee "$log_file" || rc=$?
+    local rc=0 try
+    # One test thread: QEMU user mode can deadlock a child forked while
+    # other guest threads hold its locks (seen: a `Command` child stuck in
+    # a futex before exec, the test waiting on it forever), and fewer guest
+    # threads make that rarer. A run that still hangs is stopped by the
+    # timeout and run once more; a second hang fails the step.
+    for try in 1 2; do
+        rc=0
+        timeout --kill-after=10 "$SUITE_TIMEOUT" env "$@" RUST_TEST_THREADS=1 \
+            "$CARGO" test --target "$TARGET" --no-fail-fast 2>&1 | tee "$log_file" || rc=$?
+        [ "$rc" = 124 ] || [ "$rc" = 137 ] || break
+        log "$name: no result after ${SUITE_TIMEOUT}s (try $try): a hung emulated process"
+    done
     STATUS[$name]=$rc
     read -r p f i s < <(awk '
         /^test result:/ { s++; for (n = 1; n <= NF; n++) {
@@ -160,6 +173,7 @@ run_suite() {
 }
 
 DOCTESTS="not run"
+SUITE_TIMEOUT=${ARIA_AARCH64_SUITE_TIMEOUT:-900}
 run_suite armv8 ARIA_CRYPT_TEST_EXPECT_BACKEND=armv8
 run_suite soft ARIA_CRYPT_BACKEND=soft ARIA_CRYPT_TEST_EXPECT_BACKEND=soft
 

@@ -166,16 +166,19 @@ impl BlockCipherEncClosure for OneBuffer<'_, '_, Ctr> {
         let (src, dst) = blocks(&mut self.io);
         let mut counter = u128::from_be_bytes(*self.iv);
         let mut keystream = ParBlocks::<B>::default();
-        for chunk in chunks(dst.len(), B::ParBlocksSize::USIZE) {
+        let mut start = 0;
+        while start < dst.len() {
             for block in keystream.iter_mut() {
                 *block = Block::from(counter.to_be_bytes());
                 counter = counter.wrapping_add(1);
             }
             backend.encrypt_par_blocks_inplace(&mut keystream);
-            for (i, at) in chunk.enumerate() {
-                let input = src.map_or(&dst[at], |s| &s[at]);
-                dst[at] = xor(input, &keystream[i]);
+            let n = keystream.len().min(dst.len() - start);
+            for i in 0..n {
+                let input = src.map_or(&dst[start + i], |s| &s[start + i]);
+                dst[start + i] = xor(input, &keystream[i]);
             }
+            start += n;
         }
     }
 }
