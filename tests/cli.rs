@@ -831,15 +831,17 @@ fn bench_lists_every_backend_and_the_active_one() {
             );
         }
     }
-    // The AES limit of every supported backend, above its latency bound.
+    // The AES limit and latency bound of every supported backend, measured.
+    // No comparison of the two: they are timings, and under a sanitizer or
+    // on a loaded machine either can come out ahead.
     let limits = doc["aes_limit"].as_array().unwrap();
     assert_eq!(limits.len(), supported.len(), "{doc}");
     for l in limits {
-        let limit = l["bytes_per_sec"].as_f64().unwrap();
-        assert!(
-            limit > l["latency_bound_bytes_per_sec"].as_f64().unwrap(),
-            "{l}"
-        );
+        assert!(supported.contains(&l["backend"]), "{l}");
+        assert!(l["chains"].as_u64().unwrap() >= 1, "{l}");
+        for figure in ["bytes_per_sec", "latency_bound_bytes_per_sec"] {
+            assert!(l[figure].as_f64().unwrap() > 0.0, "{l}");
+        }
     }
     let text = run_in(
         &fixtures(),
