@@ -21,13 +21,13 @@ use std::sync::{Arc, RwLock};
 use zeroize::Zeroizing;
 
 use super::header::{CryptData, TableHeader};
-use super::page::{LSN_LEN, iv_of, lsn_of, page_crc, page_crc_finish, try_page_lsn};
+use super::page::{LSN_LEN, iv_of, lsn_of, page_crc_finish, try_page_lsn};
 use crate::Error;
 use crate::fault::{BatchFault, HeaderFault, PageFault};
 use crate::geometry::{
     CRC_LEN, HEADER_MAX, PageFile, PageKind, TableGeometry, is_valid_block_size, read_le32,
 };
-use crate::kernel::{Aes, Backend, Job, Mode};
+use crate::kernel::{Aes, Backend, InOut, Job, Mode};
 use crate::keys::{KeyProvider, is_valid_version};
 use crate::policy::{self, TableKind};
 
@@ -1001,16 +1001,32 @@ impl TableCipher {
         };
         let iv = iv_of(self.crypt.space, number, lsn);
         let body = layout.body.clone();
-        match src {
-            None => aes.decrypt(self.mode, &iv, &mut dst[body.clone()]),
+        // The checksum covers the header with the key version zeroed, then
+        // the plaintext: the kernel folds it as the plaintext leaves the
+        // cipher, so the page is not read again to verify it.
+        let checksummed = layout.checksummed_header(input);
+        let Some(prefix) = checksummed.get(..body.start) else {
+            restore(dst);
+            return Err(fault(PageFault::Size {
+                expected: self.geometry.block_size as usize,
+                actual: len,
+            }));
+        };
+        let crc = match src {
+            None => {
+                let io = InOut::in_place(&mut dst[body.clone()]);
+                aes.decrypt_with_crc(self.mode, &iv, io, number, prefix)
+            }
             Some(src) => {
                 dst[..body.start].copy_from_slice(&src[..body.start]);
-                aes.decrypt_to(self.mode, &iv, &src[body.clone()], &mut dst[body.clone()])?;
+                let io = InOut::buf_to_buf(&src[body.clone()], &mut dst[body.clone()])?;
+                let crc = aes.decrypt_with_crc(self.mode, &iv, io, number, prefix);
                 dst[body.end..].copy_from_slice(&src[body.end..]);
+                crc
             }
-        }
+        };
         write_le32(dst, layout.key_version_at, 0);
-        let computed = page_crc(number, &dst[..layout.body.end]);
+        let computed = page_crc_finish(crc);
         let stored = read_le32(dst, len.saturating_sub(CRC_LEN));
         if stored == Some(computed) {
             return Ok(PageStatus::Encrypted {
@@ -1291,6 +1307,7 @@ fn fill_random(buf: &mut [u8]) -> Result<(), getrandom::Error> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::page::page_crc;
     use super::*;
     use crate::aria::page_iv;
     use crate::keys::{KeyMaterial, VersionedKeyProvider};

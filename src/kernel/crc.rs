@@ -107,6 +107,7 @@ pub(crate) mod consts {
     }
 
     /// The constants that fold an accumulator forward by one block (128 bits).
+    #[cfg(test)]
     pub(crate) const FOLD_128: [u64; 2] = fold_keys(128);
 
     /// For a prefix of `p < 4` bytes: the constant that folds a block's
@@ -119,10 +120,16 @@ pub(crate) mod consts {
     ];
 }
 
-/// [`consts::FOLD_128`] as the block a fused lane's fold multiplies by:
-/// the first constant in the low quadword.
-pub(crate) const FOLD_128_BLOCK: [u8; 16] =
-    ((consts::FOLD_128[1] as u128) << 64 | consts::FOLD_128[0] as u128).to_le_bytes();
+/// The block a fused lane's fold multiplies by to fold one block forward.
+pub(crate) const FOLD_128_BLOCK: [u8; 16] = fold_block(128);
+
+/// [`consts::fold_keys`]`(bits)` as the block a fold multiplies by, to
+/// fold an accumulator forward by `bits` bits. For constants (linear in
+/// `bits`).
+pub(crate) const fn fold_block(bits: i32) -> [u8; 16] {
+    let keys = consts::fold_keys(bits);
+    ((keys[1] as u128) << 64 | keys[0] as u128).to_le_bytes()
+}
 
 /// Stores the CRC value of every job that asks for one, from the
 /// accumulator the lanes left in its request: the job's tail (its last
@@ -168,6 +175,12 @@ pub(crate) struct CrcRequest {
     /// Fused path only: the job's accumulator after its last whole block,
     /// left here by the lane scheduler for the final reduction.
     pub(crate) fold: [u8; 16],
+    /// Whether the CRC is of the job's output rather than its input
+    /// (`Job::with_output_crc`).
+    pub(crate) of_output: bool,
+    /// Whether the kernel folded the output into `fold`, for the final
+    /// reduction once the tail is written.
+    pub(crate) folded: bool,
 }
 
 impl CrcRequest {
@@ -186,6 +199,8 @@ impl CrcRequest {
             prefix_len: kept.len(),
             value: None,
             fold: [0; 16],
+            of_output: false,
+            folded: false,
         };
         // One 16-byte move for a whole block (a data page's header).
         match kept.try_into() {

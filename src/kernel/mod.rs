@@ -42,6 +42,7 @@ mod inout;
 mod key_schedule;
 mod lanes;
 mod limit;
+mod output_crc;
 mod rustcrypto;
 mod select;
 
@@ -50,8 +51,9 @@ use std::fmt;
 use backends::Engine;
 use crc::CrcRequest;
 pub use error::Error;
-use inout::InOut;
+pub(crate) use inout::InOut;
 pub use limit::{Limit, aes_latency_bound, aes_limit};
+pub use output_crc::OUTPUT_CRC_ENV;
 pub use select::{BACKEND_ENV, Backend};
 
 /// AES block size in bytes.
@@ -160,6 +162,24 @@ impl<'a> Job<'a> {
         self
     }
 
+    /// [`Job::with_prefixed_crc`] of the job's output instead of its
+    /// input: zlib's `crc32(initial, prefix ‖ output)`, for decryption the
+    /// CRC of the plaintext, the checksum a page is verified against.
+    ///
+    /// [`Aes::decrypt_batch`] on a hardware backend with carry-less
+    /// multiply folds it as the plaintext leaves the cipher (CBC, and CTR
+    /// unless the counter's low 64 bits wrap inside the job), so the
+    /// output is not read a second time; elsewhere `crc32fast` computes it
+    /// after the job. The result is the same either way.
+    #[must_use]
+    #[inline]
+    pub fn with_output_crc(mut self, initial: u32, prefix: &[u8]) -> Self {
+        let mut request = CrcRequest::new(initial, prefix);
+        request.of_output = true;
+        self.crc = Some(request);
+        self
+    }
+
     /// The CRC-32 asked for with [`Job::with_crc`], once a batch operation
     /// ([`Aes::encrypt_batch`], [`Aes::decrypt_batch`]) has run on the job;
     /// `None` before, or if the job asked for none.
@@ -206,6 +226,8 @@ impl fmt::Debug for Job<'_> {
 pub struct Aes {
     engine: Engine,
     key_len: usize,
+    /// Whether decryption folds output CRCs into the cipher (`output_crc`).
+    fuse_output_crc: bool,
 }
 
 impl Aes {
@@ -227,9 +249,13 @@ impl Aes {
             return Err(Error::KeyLength(key.len()));
         }
         let engine = Engine::new(backend, key).ok_or(Error::UnsupportedBackend(backend))?;
+        // Here rather than at the first decryption, which then allocates
+        // nothing (measured once per backend and key size).
+        let fuse_output_crc = output_crc::fuse(&engine, key.len());
         Ok(Aes {
             engine,
             key_len: key.len(),
+            fuse_output_crc,
         })
     }
 
@@ -355,7 +381,9 @@ impl Aes {
                 self.cbc_tails(jobs);
             }
             Mode::Cbc => {
+                // The lanes fold the input of every job that asks for a CRC.
                 let fused = jobs.iter().any(|job| job.crc.is_some())
+                    && !jobs.iter().any(wants_output_crc)
                     && self.engine.cbc_encrypt_multi_crc(jobs);
                 #[cfg(test)]
                 tests::count_fused_batch(fused);
@@ -373,24 +401,99 @@ impl Aes {
                     .for_each(|job| self.ctr(&job.iv, &mut job.io));
             }
         }
+        output_crcs(jobs);
     }
 
     /// Decrypts every job; both modes go wide inside each job. Jobs that
-    /// ask for a CRC get the CRC of their ciphertext input, computed with
-    /// `crc32fast` before decrypting.
+    /// ask for a CRC of their input ([`Job::with_crc`]) get the CRC of the
+    /// ciphertext, computed with `crc32fast` before decrypting; those that
+    /// ask for one of their output ([`Job::with_output_crc`]) get the CRC
+    /// of the plaintext, folded as it leaves the cipher on a hardware
+    /// backend with carry-less multiply.
     pub fn decrypt_batch(&self, mode: Mode, jobs: &mut [Job<'_>]) {
         input_crcs(jobs);
+        // Measured once per backend and key size (`output_crc`).
+        let fuse = jobs.iter().any(wants_output_crc) && self.fuses_output_crc();
         match mode {
             Mode::Cbc => {
                 for job in jobs.iter_mut() {
-                    self.engine.cbc_decrypt(&job.iv, job.io.whole_blocks());
+                    let whole = job.io.len() & !(BLOCK - 1);
+                    let fused = fuse
+                        && output_fold(&mut job.crc, whole).is_some_and(|fold| {
+                            let io = job.io.whole_blocks();
+                            self.engine.cbc_decrypt_crc(&job.iv, io, fold)
+                        });
+                    if fused {
+                        fused_output(&mut job.crc);
+                    } else {
+                        self.engine.cbc_decrypt(&job.iv, job.io.whole_blocks());
+                    }
                 }
                 self.cbc_tails(jobs);
             }
-            Mode::Ctr => jobs
-                .iter_mut()
-                .for_each(|job| self.ctr(&job.iv, &mut job.io)),
+            Mode::Ctr => {
+                for job in jobs.iter_mut() {
+                    let whole = job.io.len() & !(BLOCK - 1);
+                    let fused = fuse
+                        && output_fold(&mut job.crc, whole).is_some_and(|fold| {
+                            let io = job.io.slice(0, whole);
+                            self.engine.ctr_crc(&job.iv, io, fold)
+                        });
+                    if fused {
+                        fused_output(&mut job.crc);
+                        self.ctr_tail(&job.iv, &mut job.io);
+                    } else {
+                        self.ctr(&job.iv, &mut job.io);
+                    }
+                }
+            }
         }
+        output_crcs(jobs);
+    }
+
+    /// Decrypts one buffer and returns zlib's `crc32(initial, prefix ‖
+    /// plaintext)`: [`Aes::decrypt_batch`] of one job with
+    /// [`Job::with_output_crc`], without a batch's bookkeeping (a page
+    /// read's path).
+    pub(crate) fn decrypt_with_crc(
+        &self,
+        mode: Mode,
+        iv: &[u8; BLOCK],
+        mut io: InOut<'_>,
+        initial: u32,
+        prefix: &[u8],
+    ) -> u32 {
+        let whole = io.len() & !(BLOCK - 1);
+        if whole > 0 && self.fuses_output_crc() {
+            let mut fold = CrcRequest::new(initial, prefix).seed();
+            let fused = match mode {
+                Mode::Cbc => self
+                    .engine
+                    .cbc_decrypt_crc(iv, io.whole_blocks(), &mut fold),
+                Mode::Ctr => self.engine.ctr_crc(iv, io.slice(0, whole), &mut fold),
+            };
+            if fused {
+                #[cfg(test)]
+                tests::count_fused_output();
+                match mode {
+                    Mode::Cbc => self.cbc_tail(iv, &mut io),
+                    Mode::Ctr => self.ctr_tail(iv, &mut io),
+                }
+                return crc::finish(&fold, &io.output()[whole..]);
+            }
+        }
+        self.decrypt_io(mode, iv, io.slice(0, io.len()));
+        let mut hasher = crc32fast::Hasher::new_with_initial(initial);
+        hasher.update(prefix);
+        hasher.update(io.output());
+        hasher.finalize()
+    }
+
+    /// Whether [`Aes::decrypt_batch`] folds output CRCs into the cipher
+    /// on this backend and core (measured once; [`OUTPUT_CRC_ENV`]
+    /// overrides it).
+    fn fuses_output_crc(&self) -> bool {
+        self.fuse_output_crc
     }
 
     fn encrypt_io(&self, mode: Mode, iv: &[u8; BLOCK], mut io: InOut<'_>) {
@@ -427,6 +530,11 @@ impl Aes {
     /// The tail rule for a batch, with the masks computed by wide ECB.
     fn cbc_tails(&self, jobs: &mut [Job<'_>]) {
         const CHUNK: usize = 64;
+        // A lone job (a page read): one block, without the chunk arrays.
+        if let [job] = jobs {
+            self.cbc_tail(&job.iv, &mut job.io);
+            return;
+        }
         let mut with_tail = jobs
             .iter_mut()
             .filter(|job| !job.io.len().is_multiple_of(BLOCK));
@@ -458,6 +566,13 @@ impl Aes {
     fn ctr(&self, counter: &[u8; BLOCK], io: &mut InOut<'_>) {
         let full = io.len() & !(BLOCK - 1);
         self.engine.ctr(counter, io.slice(0, full));
+        self.ctr_tail(counter, io);
+    }
+
+    /// The last `len % 16` bytes of CTR: the keystream block after the
+    /// whole blocks, cut short.
+    fn ctr_tail(&self, counter: &[u8; BLOCK], io: &mut InOut<'_>) {
+        let full = io.len() & !(BLOCK - 1);
         if full != io.len() {
             let blocks = (full / BLOCK) as u128;
             let mut keystream = u128::from_be_bytes(*counter)
@@ -480,10 +595,54 @@ impl fmt::Debug for Aes {
 
 /// The CRC of every job that asks for one, over its input as it is now:
 /// the path for everything the backends do not fuse.
+/// Computes the CRC of every job that asks for one of its input.
 fn input_crcs(jobs: &mut [Job<'_>]) {
     for job in jobs.iter_mut() {
-        if let Some(crc) = &mut job.crc {
+        if let Some(crc) = &mut job.crc
+            && !crc.of_output
+        {
             crc.value = Some(crc.compute(job.io.input()));
+        }
+    }
+}
+
+fn wants_output_crc(job: &Job<'_>) -> bool {
+    job.crc.is_some_and(|crc| crc.of_output)
+}
+
+/// For a job that asks for the CRC of its output and has `whole` bytes of
+/// whole blocks: its accumulator, seeded, for the kernel to fold into.
+fn output_fold(crc: &mut Option<CrcRequest>, whole: usize) -> Option<&mut [u8; 16]> {
+    let crc = crc.as_mut().filter(|crc| crc.of_output && whole > 0)?;
+    crc.fold = crc.seed();
+    crc.value = None;
+    Some(&mut crc.fold)
+}
+
+/// Marks a job's output CRC as folded by the kernel (finished by
+/// [`output_crcs`]).
+fn fused_output(crc: &mut Option<CrcRequest>) {
+    #[cfg(test)]
+    tests::count_fused_output();
+    if let Some(crc) = crc {
+        crc.folded = true;
+    }
+}
+
+/// Computes or finishes the CRC of every job that asks for one of its
+/// output, once the whole output (tail included) is written.
+fn output_crcs(jobs: &mut [Job<'_>]) {
+    for job in jobs.iter_mut() {
+        if let Some(crc) = &mut job.crc
+            && crc.of_output
+        {
+            let output = job.io.output();
+            crc.value = Some(if crc.folded {
+                crc.folded = false;
+                crc::finish(&crc.fold, &output[output.len() & !(BLOCK - 1)..])
+            } else {
+                crc.compute(output)
+            });
         }
     }
 }
@@ -510,6 +669,23 @@ mod tests {
     /// The test-only hook in [`Aes::encrypt_batch`] (once per batch).
     pub(super) fn count_fused_batch(fused: bool) {
         FUSED_BATCHES.with(|count| count.set(count.get() + u64::from(fused)));
+    }
+
+    thread_local! {
+        /// Jobs of this thread whose output CRC was folded by the kernel.
+        static FUSED_OUTPUTS: Cell<u64> = const { Cell::new(0) };
+    }
+
+    /// The test-only hook of a job whose output CRC the kernel folded.
+    pub(super) fn count_fused_output() {
+        FUSED_OUTPUTS.with(|count| count.set(count.get() + 1));
+    }
+
+    /// Runs `f` and returns how many jobs it ran with a fused output CRC.
+    fn fused_outputs_in(f: impl FnOnce()) -> u64 {
+        let before = FUSED_OUTPUTS.with(Cell::get);
+        f();
+        FUSED_OUTPUTS.with(Cell::get) - before
     }
 
     /// Runs `f` and returns how many batches it ran with the fused CRC.
@@ -547,7 +723,8 @@ mod tests {
     }
 
     /// The fused CRC runs exactly where it should: CBC encryption batches
-    /// with a CRC request on every hardware backend with carry-less
+    /// with a CRC request of the input, and CBC and CTR decryption with
+    /// one of the output, on every hardware backend with carry-less
     /// multiply, and nowhere else.
     /// The CRC values themselves are checked in `tests/kernel_crc.rs`.
     #[test]
@@ -555,7 +732,40 @@ mod tests {
         let mut ran_fused = false;
         for &backend in Backend::supported() {
             let aes = Aes::with_backend(&[3; 16], backend).unwrap();
-            let mut pages = vec![vec![7u8; 8 * BLOCK + 5]; 3];
+            // Nine blocks: whole and short groups, an odd register count and a
+            // narrow block on the wide backends, and a tail.
+            let mut pages = vec![vec![7u8; 9 * BLOCK + 5]; 3];
+            let fuses = cpu_fuses_crc(backend);
+            // Decryption with the CRC of the plaintext: fused per job.
+            for mode in [Mode::Cbc, Mode::Ctr] {
+                let mut jobs: Vec<Job<'_>> = pages
+                    .iter_mut()
+                    .map(|page| Job::in_place([1; BLOCK], page).with_output_crc(0, &[1, 2]))
+                    .collect();
+                let fused = fused_outputs_in(|| aes.decrypt_batch(mode, &mut jobs));
+                let chosen = fuses && aes.fuses_output_crc();
+                assert_eq!(
+                    fused,
+                    if chosen { 3 } else { 0 },
+                    "{backend} {mode}: output CRC"
+                );
+                let page = &mut pages[0];
+                let fused = fused_outputs_in(|| {
+                    aes.decrypt_with_crc(mode, &[1; BLOCK], InOut::in_place(page), 0, &[]);
+                });
+                assert_eq!(fused, u64::from(chosen), "{backend} {mode}: a page read");
+                match std::env::var(OUTPUT_CRC_ENV).as_deref() {
+                    Ok("fused") => assert_eq!(chosen, fuses, "{backend}: fused by request"),
+                    Ok("separate") => assert!(!chosen, "{backend}: separate by request"),
+                    _ => {}
+                }
+                let mut jobs: Vec<Job<'_>> = pages
+                    .iter_mut()
+                    .map(|page| Job::in_place([1; BLOCK], page).with_output_crc(0, &[]))
+                    .collect();
+                let fused = fused_outputs_in(|| aes.encrypt_batch(mode, &mut jobs));
+                assert_eq!(fused, 0, "{backend} {mode}: encryption's output CRC");
+            }
             let mut batch = |mode: Mode, encrypt: bool, ask: bool| {
                 let mut jobs: Vec<Job<'_>> = pages
                     .iter_mut()
@@ -570,7 +780,6 @@ mod tests {
                     }
                 })
             };
-            let fuses = cpu_fuses_crc(backend);
             assert_eq!(batch(Mode::Cbc, true, true), u64::from(fuses), "{backend}");
             assert_eq!(batch(Mode::Cbc, true, false), 0, "{backend}: no CRC asked");
             assert_eq!(batch(Mode::Cbc, false, true), 0, "{backend}: decryption");

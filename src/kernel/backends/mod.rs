@@ -176,30 +176,65 @@ impl Engine {
     /// itself and calls `cbc_encrypt_multi`. Must run before the CBC tail
     /// rule.
     pub(crate) fn cbc_encrypt_multi_crc(&self, jobs: &mut [Job<'_>]) -> bool {
-        macro_rules! fused {
-            ($B:ident, $keys:expr, $token:expr) => {
-                match $token.clmul() {
-                    Some(token) => {
-                        $B::cbc_encrypt_multi_crc(token, $keys, jobs);
-                        true
+        dispatch_clmul!(self, |B, token, keys| {
+            B::cbc_encrypt_multi_crc(token, keys, jobs);
+            true
+        })
+    }
+
+    /// `cbc_decrypt` that also folds the plaintext into the CRC accumulator
+    /// `fold` (see `kernel::crc`). Returns `false`, having done nothing,
+    /// when this backend (or CPU) has no carry-less multiply.
+    pub(crate) fn cbc_decrypt_crc(
+        &self,
+        iv: &[u8; 16],
+        io: InOut<'_>,
+        fold: &mut [u8; 16],
+    ) -> bool {
+        dispatch_clmul!(self, |B, token, keys| {
+            B::cbc_decrypt_crc(token, keys, iv, io, fold);
+            true
+        })
+    }
+
+    /// `ctr` that also folds the output into the CRC accumulator `fold`.
+    /// Returns `false`, having done nothing, without carry-less multiply or
+    /// where the counter's low 64 bits wrap inside `io`.
+    pub(crate) fn ctr_crc(&self, counter: &[u8; 16], io: InOut<'_>, fold: &mut [u8; 16]) -> bool {
+        dispatch_clmul!(self, |B, token, keys| B::ctr_crc(
+            token, keys, counter, io, fold
+        ))
+    }
+}
+
+/// Runs `$body` with `$B` the engine's backend, `$token` its carry-less
+/// multiply token and `$keys` its keys; `false` where there is no such
+/// token (the portable backend, or a CPU without the instructions).
+macro_rules! dispatch_clmul {
+    ($engine:expr, |$B:ident, $token:ident, $keys:ident| $body:expr) => {{
+        macro_rules! with {
+            ($b:ident, $k:expr, $t:expr) => {
+                match $t.clmul() {
+                    Some($token) => {
+                        use $b as $B;
+                        let $keys = $k;
+                        $body
                     }
                     None => false,
                 }
             };
         }
-        match self {
+        match $engine {
             #[cfg(target_arch = "x86_64")]
-            Engine::AesNi(keys, token) => fused!(AesNi, keys, token),
+            Engine::AesNi(keys, token) => with!(AesNi, keys, token),
             #[cfg(target_arch = "x86_64")]
-            Engine::Vaes256(keys, token) => fused!(Vaes256, keys, token),
+            Engine::Vaes256(keys, token) => with!(Vaes256, keys, token),
             #[cfg(target_arch = "x86_64")]
-            Engine::Vaes512(keys, token) => fused!(Vaes512, keys, token),
+            Engine::Vaes512(keys, token) => with!(Vaes512, keys, token),
             #[cfg(target_arch = "aarch64")]
-            Engine::Armv8(keys, token) => fused!(Armv8, keys, token),
-            Engine::Soft(_) => {
-                let _ = jobs;
-                false
-            }
+            Engine::Armv8(keys, token) => with!(Armv8, keys, token),
+            Engine::Soft(_) => false,
         }
-    }
+    }};
 }
+use dispatch_clmul;

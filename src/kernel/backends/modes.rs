@@ -228,11 +228,17 @@ pub(crate) unsafe fn round_keys<B: Simd>(
 /// last ciphertext, CTR's next counters, nothing for ECB. Methods, not
 /// closures: closures would not inherit the entry's target features.
 trait Parallel<const NR: usize> {
-    /// One group, `span`, after `carry`; returns the carry for the next.
+    /// One group, `span`, after `carry`; returns the carry for the next
+    /// and the `W` registers it stored, in order (for an [`Output`]; the
+    /// compiler drops them where nothing reads them).
     ///
     /// # Safety
-    /// In `C`'s target features; `W >= span.regs`.
-    unsafe fn group<C: Simd, const W: usize>(&self, span: Span<'_, C>, carry: C::Reg) -> C::Reg;
+    /// In `C`'s target features; `W == span.regs`.
+    unsafe fn group<C: Simd, const W: usize>(
+        &self,
+        span: Span<'_, C>,
+        carry: C::Reg,
+    ) -> (C::Reg, [C::Reg; W]);
 
     /// The carry at block `at` for `B::Narrow`, from `B`'s `carry` there.
     ///
@@ -304,20 +310,41 @@ impl<C: Simd> Span<'_, C> {
 
 /// Runs `mode` over `blocks` blocks from `carry`: groups of `W` registers
 /// of `B` (fewer for the last), then the last `n < B::BLOCKS` blocks, if
-/// any, on the narrow backend.
+/// any, on the narrow backend; every group's output also goes to `out`,
+/// which is returned. By value: a local whose address never escapes stays
+/// in registers, where through a reference every store to `dst` could, for
+/// all the compiler knows, change it (measured: an `OutputCrc` behind
+/// `&mut` made CBC decryption 2× slower).
 ///
 /// # Safety
-/// In `B`'s target features; `src` readable, `dst` writable for
-/// `blocks * 16` bytes, equal or disjoint.
+/// In `B`'s target features (and `out`'s); `src` readable, `dst` writable
+/// for `blocks * 16` bytes, equal or disjoint.
 #[inline(always)]
-unsafe fn groups<B: Simd, const NR: usize, const W: usize>(
+unsafe fn groups<B: Simd, const NR: usize, const W: usize, O: Output<B>>(
     keys: &[[u8; 16]; MAX_ROUND_KEYS],
     (src, dst): (*const u8, *mut u8),
     blocks: usize,
     mode: impl Parallel<NR>,
     mut carry: B::Reg,
-) {
+    mut out: O,
+) -> O {
     const { assert!(W <= 8 && B::BLOCKS <= 4) };
+    // One group of `$n` registers of `$C` at block `$at`, its output to
+    // `out.$take`.
+    macro_rules! group {
+        ($C:ty, $n:expr, $buf:expr, $at:expr, $carry:expr, $take:ident) => {{
+            let (carry, x) = mode.group::<$C, { $n }>(
+                Span {
+                    buf: $buf,
+                    at: $at,
+                    regs: $n,
+                },
+                $carry,
+            );
+            out.$take(&x);
+            carry
+        }};
+    }
     // SAFETY: the caller's contract; every group below lies inside the
     // `blocks` blocks (comments give the bound).
     unsafe {
@@ -330,14 +357,7 @@ unsafe fn groups<B: Simd, const NR: usize, const W: usize>(
         // Whole groups with a constant register count, so the loads and
         // stores stay in registers; then one shorter group.
         while blocks - at >= W * B::BLOCKS {
-            carry = mode.group::<B, W>(
-                Span {
-                    buf: &buf,
-                    at,
-                    regs: W,
-                },
-                carry,
-            );
+            carry = group!(B, W, &buf, at, carry, wide);
             at += W * B::BLOCKS;
         }
         // The last group with a constant count too: a variable count turns
@@ -345,68 +365,20 @@ unsafe fn groups<B: Simd, const NR: usize, const W: usize>(
         let regs = (blocks - at) / B::BLOCKS;
         carry = match regs {
             0 => carry,
-            1 => mode.group::<B, 1>(
-                Span {
-                    buf: &buf,
-                    at,
-                    regs: 1,
-                },
-                carry,
-            ),
-            2 => mode.group::<B, 2>(
-                Span {
-                    buf: &buf,
-                    at,
-                    regs: 2,
-                },
-                carry,
-            ),
-            3 => mode.group::<B, 3>(
-                Span {
-                    buf: &buf,
-                    at,
-                    regs: 3,
-                },
-                carry,
-            ),
-            4 => mode.group::<B, 4>(
-                Span {
-                    buf: &buf,
-                    at,
-                    regs: 4,
-                },
-                carry,
-            ),
-            5 => mode.group::<B, 5>(
-                Span {
-                    buf: &buf,
-                    at,
-                    regs: 5,
-                },
-                carry,
-            ),
-            6 => mode.group::<B, 6>(
-                Span {
-                    buf: &buf,
-                    at,
-                    regs: 6,
-                },
-                carry,
-            ),
-            _ => mode.group::<B, 7>(
-                Span {
-                    buf: &buf,
-                    at,
-                    regs: 7,
-                },
-                carry,
-            ),
+            1 => group!(B, 1, &buf, at, carry, wide),
+            2 => group!(B, 2, &buf, at, carry, wide),
+            3 => group!(B, 3, &buf, at, carry, wide),
+            4 => group!(B, 4, &buf, at, carry, wide),
+            5 => group!(B, 5, &buf, at, carry, wide),
+            6 => group!(B, 6, &buf, at, carry, wide),
+            _ => group!(B, 7, &buf, at, carry, wide),
         };
+        out.end_wide();
         at += regs * B::BLOCKS;
         // The last `blocks - at < BLOCKS <= 4` blocks.
         let left = blocks - at;
         if left == 0 {
-            return;
+            return out;
         }
         let buf = Buf::<B::Narrow> {
             k: round_keys::<B::Narrow>(keys),
@@ -415,31 +387,145 @@ unsafe fn groups<B: Simd, const NR: usize, const W: usize>(
         };
         let carry = mode.narrow_carry::<B>(carry, at);
         match left {
-            1 => mode.group::<B::Narrow, 1>(
-                Span {
-                    buf: &buf,
-                    at,
-                    regs: 1,
-                },
-                carry,
-            ),
-            2 => mode.group::<B::Narrow, 2>(
-                Span {
-                    buf: &buf,
-                    at,
-                    regs: 2,
-                },
-                carry,
-            ),
-            _ => mode.group::<B::Narrow, 3>(
-                Span {
-                    buf: &buf,
-                    at,
-                    regs: 3,
-                },
-                carry,
-            ),
+            1 => group!(B::Narrow, 1, &buf, at, carry, narrow),
+            2 => group!(B::Narrow, 2, &buf, at, carry, narrow),
+            _ => group!(B::Narrow, 3, &buf, at, carry, narrow),
         };
+        out
+    }
+}
+
+/// What a parallel mode's output goes to besides `dst`: nothing
+/// ([`NoOutput`]), or the CRC folded over it ([`OutputCrc`]). Called by
+/// [`groups`] in the order of the output: `wide` for each group of `B`
+/// registers, `end_wide` once, then `narrow` for the last blocks.
+pub(crate) trait Output<B: Simd> {
+    /// # Safety
+    /// In the target features of `B` and of the output.
+    unsafe fn wide(&mut self, x: &[B::Reg]);
+    /// # Safety
+    /// As `wide`.
+    unsafe fn end_wide(&mut self);
+    /// # Safety
+    /// As `wide`.
+    unsafe fn narrow(&mut self, x: &[<B::Narrow as Simd>::Reg]);
+}
+
+/// The output goes only to `dst`.
+pub(crate) struct NoOutput;
+
+impl<B: Simd> Output<B> for NoOutput {
+    #[inline(always)]
+    unsafe fn wide(&mut self, _: &[B::Reg]) {}
+    #[inline(always)]
+    unsafe fn end_wide(&mut self) {}
+    #[inline(always)]
+    unsafe fn narrow(&mut self, _: &[<B::Narrow as Simd>::Reg]) {}
+}
+
+/// The CRC of the output, folded as it leaves the cipher (see
+/// `kernel::crc`), so a page is not read again to check its checksum.
+///
+/// Output register `r` goes to accumulator `acc[r % 2]`, each of whose
+/// `BLOCKS` blocks is a stream of the blocks at one position of the
+/// registers: two fold chains, each with two registers of AES work to hide
+/// its latency behind. Accumulator 1's last block starts as the seed, the
+/// block before block 0. At the end of the wide part the two accumulators
+/// are combined (the earlier one folded forward by one register), then
+/// their blocks (folded forward by one block each, in order) into one
+/// 128-bit accumulator, which the narrow blocks continue.
+pub(crate) struct OutputCrc<B: Simd> {
+    acc: [B::Reg; 2],
+    /// Output registers so far.
+    regs: usize,
+    /// Folds forward by two registers, then by one.
+    by_pair: B::Reg,
+    by_reg: B::Reg,
+    /// The accumulator after the wide part, and its constant for one block.
+    narrow: <B::Narrow as Simd>::Reg,
+    by_block: <B::Narrow as Simd>::Reg,
+}
+
+impl<B: Clmul> OutputCrc<B>
+where
+    B::Narrow: Clmul,
+{
+    /// Starts from `seed` ([`crate::kernel::crc`]'s `CrcRequest::seed`).
+    ///
+    /// # Safety
+    /// In `B`'s target features.
+    #[inline(always)]
+    pub(crate) unsafe fn new(seed: &[u8; 16]) -> Self {
+        use crate::kernel::crc::fold_block;
+        // SAFETY: the caller's contract; `blocks` holds one register.
+        unsafe {
+            let mut blocks = [[0u8; 16]; 4];
+            blocks[B::BLOCKS - 1] = *seed;
+            OutputCrc {
+                acc: [B::zero(), B::load(blocks.as_flattened().as_ptr())],
+                regs: 0,
+                by_pair: B::splat(&const { fold_block(256 * B::BLOCKS as i32) }),
+                by_reg: B::splat(&const { fold_block(128 * B::BLOCKS as i32) }),
+                narrow: B::Narrow::zero(),
+                by_block: B::Narrow::splat(&const { fold_block(128) }),
+            }
+        }
+    }
+
+    /// The accumulator after the last block (whole blocks only).
+    ///
+    /// # Safety
+    /// In `B`'s target features.
+    #[inline(always)]
+    pub(crate) unsafe fn fold(&self) -> [u8; 16] {
+        let mut block = [0u8; 16];
+        // SAFETY: the caller's contract; 16 writable bytes.
+        unsafe { B::Narrow::store(block.as_mut_ptr(), self.narrow) };
+        block
+    }
+}
+
+impl<B: Clmul> Output<B> for OutputCrc<B>
+where
+    B::Narrow: Clmul,
+{
+    #[inline(always)]
+    unsafe fn wide(&mut self, x: &[B::Reg]) {
+        debug_assert!(self.regs.is_multiple_of(2), "a group after an odd one");
+        for (g, x) in x.iter().enumerate() {
+            // SAFETY: the caller's contract.
+            self.acc[g % 2] = unsafe { B::fold(self.acc[g % 2], self.by_pair, *x) };
+        }
+        self.regs += x.len();
+    }
+
+    #[inline(always)]
+    unsafe fn end_wide(&mut self) {
+        // The accumulator that took the last register goes second.
+        let [first, second] = if self.regs.is_multiple_of(2) {
+            self.acc
+        } else {
+            [self.acc[1], self.acc[0]]
+        };
+        // SAFETY: the caller's contract; `blocks` holds one register.
+        unsafe {
+            let both = B::fold(first, self.by_reg, second);
+            let mut blocks = [[0u8; 16]; 4];
+            B::store(blocks.as_flattened_mut().as_mut_ptr(), both);
+            let mut acc = B::Narrow::zero();
+            for block in &blocks[..B::BLOCKS] {
+                acc = B::Narrow::fold(acc, self.by_block, B::Narrow::load(block.as_ptr()));
+            }
+            self.narrow = acc;
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn narrow(&mut self, x: &[<B::Narrow as Simd>::Reg]) {
+        for x in x {
+            // SAFETY: the caller's contract.
+            self.narrow = unsafe { B::Narrow::fold(self.narrow, self.by_block, *x) };
+        }
     }
 }
 
@@ -450,7 +536,11 @@ impl<const NR: usize, const DECRYPT: bool> Parallel<NR> for Ecb<DECRYPT> {
     /// The cipher runs on all `W` registers, so a short group costs one
     /// latency, not `regs`.
     #[inline(always)]
-    unsafe fn group<C: Simd, const W: usize>(&self, span: Span<'_, C>, carry: C::Reg) -> C::Reg {
+    unsafe fn group<C: Simd, const W: usize>(
+        &self,
+        span: Span<'_, C>,
+        carry: C::Reg,
+    ) -> (C::Reg, [C::Reg; W]) {
         // SAFETY: the caller's contract.
         unsafe {
             let mut x = span.load::<W>();
@@ -462,8 +552,8 @@ impl<const NR: usize, const DECRYPT: bool> Parallel<NR> for Ecb<DECRYPT> {
             for (g, x) in x.iter().enumerate().take(span.regs) {
                 span.store(g, *x);
             }
+            (carry, x)
         }
-        carry
     }
 
     #[inline(always)]
@@ -485,7 +575,10 @@ pub(crate) unsafe fn ecb<B: Simd, const NR: usize, const W: usize, const DECRYPT
     blocks: usize,
 ) {
     // SAFETY: the caller's contract.
-    unsafe { groups::<B, NR, W>(keys, (src, dst), blocks, Ecb::<DECRYPT>, B::zero()) }
+    unsafe {
+        let io = (src, dst);
+        groups::<B, NR, W, _>(keys, io, blocks, Ecb::<DECRYPT>, B::zero(), NoOutput);
+    }
 }
 
 /// Serial CBC encryption (a chain: one block at a time, on the narrow
@@ -514,7 +607,11 @@ struct CbcDecrypt;
 
 impl<const NR: usize> Parallel<NR> for CbcDecrypt {
     #[inline(always)]
-    unsafe fn group<C: Simd, const W: usize>(&self, span: Span<'_, C>, prev: C::Reg) -> C::Reg {
+    unsafe fn group<C: Simd, const W: usize>(
+        &self,
+        span: Span<'_, C>,
+        prev: C::Reg,
+    ) -> (C::Reg, [C::Reg; W]) {
         // SAFETY: the caller's contract. In place, every ciphertext block
         // is read before a store can overwrite it: all are loaded first,
         // and the stores go from the last register down, each after the
@@ -535,10 +632,12 @@ impl<const NR: usize> Parallel<NR> for CbcDecrypt {
                 } else {
                     span.load_back(g, 16)
                 };
-                span.store(g, C::xor(x[g], back));
+                x[g] = C::xor(x[g], back);
+                span.store(g, x[g]);
             }
-            span.store(0, C::xor(x[0], C::shift_in(prev, c[0])));
-            c[span.regs - 1]
+            x[0] = C::xor(x[0], C::shift_in(prev, c[0]));
+            span.store(0, x[0]);
+            (c[span.regs - 1], x)
         }
     }
 
@@ -549,37 +648,40 @@ impl<const NR: usize> Parallel<NR> for CbcDecrypt {
     }
 }
 
-/// CBC decryption of `blocks` blocks, `W` registers in flight.
+/// CBC decryption of `blocks` blocks, `W` registers in flight, the
+/// plaintext also to `out`.
 ///
 /// # Safety
-/// As [`ecb`].
+/// As [`ecb`], and in `out`'s target features.
 #[inline(always)]
-pub(crate) unsafe fn cbc_decrypt<B: Simd, const NR: usize, const W: usize>(
+pub(crate) unsafe fn cbc_decrypt<B: Simd, const NR: usize, const W: usize, O: Output<B>>(
     keys: &[[u8; 16]; MAX_ROUND_KEYS],
     iv: &[u8; 16],
-    src: *const u8,
-    dst: *mut u8,
+    (src, dst): (*const u8, *mut u8),
     blocks: usize,
-) {
+    out: O,
+) -> O {
     // SAFETY: the caller's contract.
-    unsafe { groups::<B, NR, W>(keys, (src, dst), blocks, CbcDecrypt, B::splat(iv)) }
+    unsafe { groups::<B, NR, W, O>(keys, (src, dst), blocks, CbcDecrypt, B::splat(iv), out) }
 }
 
 /// CTR over `blocks` blocks from the big-endian counter block `counter`,
-/// `W` registers in flight. Split where the low 64 bits of the counter
-/// wrap, so each stretch counts in one 64-bit half and the carry into the
-/// high half is exact.
+/// `W` registers in flight, the output also to `out`. Split where the low
+/// 64 bits of the counter wrap, so each stretch counts in one 64-bit half
+/// and the carry into the high half is exact; `out` then sees one
+/// [`groups`] run per stretch, which [`OutputCrc`] does not follow: with it,
+/// the blocks must not reach a wrap ([`ctr_wraps`]).
 ///
 /// # Safety
-/// As [`ecb`].
+/// As [`cbc_decrypt`].
 #[inline(always)]
-pub(crate) unsafe fn ctr<B: Simd, const NR: usize, const W: usize>(
+pub(crate) unsafe fn ctr<B: Simd, const NR: usize, const W: usize, O: Output<B>>(
     keys: &[[u8; 16]; MAX_ROUND_KEYS],
     counter: &[u8; 16],
-    src: *const u8,
-    dst: *mut u8,
+    (src, dst): (*const u8, *mut u8),
     blocks: usize,
-) {
+    mut out: O,
+) -> O {
     let mut counter = u128::from_be_bytes(*counter);
     let mut done = 0;
     while done < blocks {
@@ -588,11 +690,19 @@ pub(crate) unsafe fn ctr<B: Simd, const NR: usize, const W: usize>(
         // SAFETY: the caller's contract, for blocks `done .. done + n`.
         unsafe {
             let io = (src.add(done * 16), dst.add(done * 16));
-            groups::<B, NR, W>(keys, io, n, Ctr { counter }, B::counters(counter));
+            out = groups::<B, NR, W, O>(keys, io, n, Ctr { counter }, B::counters(counter), out);
         }
         counter = counter.wrapping_add(n as u128);
         done += n;
     }
+    out
+}
+
+/// Whether CTR over `blocks` blocks from `counter` crosses a wrap of the
+/// counter's low 64 bits (so that [`ctr`] splits it).
+pub(crate) fn ctr_wraps(counter: &[u8; 16], blocks: usize) -> bool {
+    let low = u64::from_be_bytes(*counter[8..].first_chunk().expect("16 bytes"));
+    u128::from(u64::MAX - low) + 1 < blocks as u128
 }
 
 /// CTR over a stretch whose counters start at `counter` and do not wrap
@@ -604,7 +714,11 @@ struct Ctr {
 impl<const NR: usize> Parallel<NR> for Ctr {
     /// Returns the counters after a full group.
     #[inline(always)]
-    unsafe fn group<C: Simd, const W: usize>(&self, span: Span<'_, C>, base: C::Reg) -> C::Reg {
+    unsafe fn group<C: Simd, const W: usize>(
+        &self,
+        span: Span<'_, C>,
+        base: C::Reg,
+    ) -> (C::Reg, [C::Reg; W]) {
         // SAFETY: the caller's contract.
         unsafe {
             let first = self.counter + span.at as u128;
@@ -613,10 +727,11 @@ impl<const NR: usize> Parallel<NR> for Ctr {
                 *x = C::group_counters(base, first, g);
             }
             C::encrypt::<NR, W>(&span.buf.k, &mut x);
-            for (g, ks) in x.iter().enumerate().take(span.regs) {
-                span.store(g, C::xor(span.load_back(g, 0), *ks));
+            for (g, x) in x.iter_mut().enumerate().take(span.regs) {
+                *x = C::xor(span.load_back(g, 0), *x);
+                span.store(g, *x);
             }
-            C::add_counter(base, (W * C::BLOCKS) as u64)
+            (C::add_counter(base, (W * C::BLOCKS) as u64), x)
         }
     }
 
@@ -905,16 +1020,52 @@ macro_rules! entries {
 
             pub(crate) fn cbc_decrypt(_: $T, keys: &RoundKeys, iv: &[u8; 16], mut io: InOut<'_>) {
                 let blocks = io.blocks();
-                let (src, dst) = io.ptrs();
+                let io = io.ptrs();
                 // SAFETY: as in `ecb_encrypt`.
-                unsafe { by_rounds!(keys, cbc_decrypt::<NR>(&keys.dec, iv, src, dst, blocks)) }
+                unsafe { by_rounds!(keys, cbc_decrypt::<NR>(&keys.dec, iv, io, blocks)) }
             }
 
             pub(crate) fn ctr(_: $T, keys: &RoundKeys, counter: &[u8; 16], mut io: InOut<'_>) {
                 let blocks = io.blocks();
-                let (src, dst) = io.ptrs();
+                let io = io.ptrs();
                 // SAFETY: as in `ecb_encrypt`.
-                unsafe { by_rounds!(keys, ctr::<NR>(&keys.enc, counter, src, dst, blocks)) }
+                unsafe { by_rounds!(keys, ctr::<NR>(&keys.enc, counter, io, blocks)) }
+            }
+
+            /// [`Self::cbc_decrypt`] that also folds the plaintext into the
+            /// CRC accumulator `fold` (see `kernel::crc`).
+            pub(crate) fn cbc_decrypt_crc(
+                _: $CT,
+                keys: &RoundKeys,
+                iv: &[u8; 16],
+                mut io: InOut<'_>,
+                fold: &mut [u8; 16],
+            ) {
+                let blocks = io.blocks();
+                let io = io.ptrs();
+                // SAFETY: the token proves the CPU features with carry-less
+                // multiply; `io` as in `ecb_encrypt`.
+                unsafe { by_rounds!(keys, cbc_decrypt_crc::<NR>(&keys.dec, iv, io, blocks, fold)) }
+            }
+
+            /// [`Self::ctr`] that also folds the output into the CRC
+            /// accumulator `fold`; `false`, having done nothing, where the
+            /// counter's low 64 bits wrap inside the buffer.
+            pub(crate) fn ctr_crc(
+                _: $CT,
+                keys: &RoundKeys,
+                counter: &[u8; 16],
+                mut io: InOut<'_>,
+                fold: &mut [u8; 16],
+            ) -> bool {
+                let blocks = io.blocks();
+                if modes::ctr_wraps(counter, blocks) {
+                    return false;
+                }
+                let io = io.ptrs();
+                // SAFETY: as in `cbc_decrypt_crc`; no wrap, so one stretch.
+                unsafe { by_rounds!(keys, ctr_crc::<NR>(&keys.enc, counter, io, blocks, fold)) }
+                true
             }
 
             pub(crate) fn cbc_encrypt_multi(_: $T, keys: &RoundKeys, jobs: &mut [Job<'_>]) {
@@ -1007,24 +1158,62 @@ macro_rules! entries {
         unsafe fn cbc_decrypt<const NR: usize>(
             keys: &[[u8; 16]; MAX_ROUND_KEYS],
             iv: &[u8; 16],
-            src: *const u8,
-            dst: *mut u8,
+            io: (*const u8, *mut u8),
             blocks: usize,
         ) {
+            let out = modes::NoOutput;
             // SAFETY: the caller's contract.
-            unsafe { modes::cbc_decrypt::<$B, NR, { $W }>(keys, iv, src, dst, blocks) }
+            unsafe { modes::cbc_decrypt::<$B, NR, { $W }, _>(keys, iv, io, blocks, out) };
         }
 
         #[target_feature(enable = $f)]
         unsafe fn ctr<const NR: usize>(
             keys: &[[u8; 16]; MAX_ROUND_KEYS],
             counter: &[u8; 16],
-            src: *const u8,
-            dst: *mut u8,
+            io: (*const u8, *mut u8),
             blocks: usize,
         ) {
+            let out = modes::NoOutput;
             // SAFETY: the caller's contract.
-            unsafe { modes::ctr::<$B, NR, { $W }>(keys, counter, src, dst, blocks) }
+            unsafe { modes::ctr::<$B, NR, { $W }, _>(keys, counter, io, blocks, out) };
+        }
+
+        #[target_feature(enable = $cf)]
+        unsafe fn cbc_decrypt_crc<const NR: usize>(
+            keys: &[[u8; 16]; MAX_ROUND_KEYS],
+            iv: &[u8; 16],
+            io: (*const u8, *mut u8),
+            blocks: usize,
+            fold: &mut [u8; 16],
+        ) {
+            // An even `W`: every group but the last starts at an even
+            // register, as `OutputCrc` needs.
+            const { assert!($W % 2 == 0) };
+            // SAFETY: the caller's contract (features with carry-less
+            // multiply, so the `OutputCrc` may run).
+            unsafe {
+                let out = modes::OutputCrc::<$B>::new(fold);
+                let out = modes::cbc_decrypt::<$B, NR, { $W }, _>(keys, iv, io, blocks, out);
+                *fold = out.fold();
+            }
+        }
+
+        #[target_feature(enable = $cf)]
+        unsafe fn ctr_crc<const NR: usize>(
+            keys: &[[u8; 16]; MAX_ROUND_KEYS],
+            counter: &[u8; 16],
+            io: (*const u8, *mut u8),
+            blocks: usize,
+            fold: &mut [u8; 16],
+        ) {
+            const { assert!($W % 2 == 0) };
+            // SAFETY: as in `cbc_decrypt_crc`; the caller checked that the
+            // counter does not wrap, so `ctr` runs `groups` once.
+            unsafe {
+                let out = modes::OutputCrc::<$B>::new(fold);
+                let out = modes::ctr::<$B, NR, { $W }, _>(keys, counter, io, blocks, out);
+                *fold = out.fold();
+            }
         }
 
         #[target_feature(enable = $f)]
