@@ -1,15 +1,17 @@
 //! Whether decryption folds a job's output CRC ([`Job::with_output_crc`])
 //! into the cipher loop or leaves it to `crc32fast` after the job.
 //!
-//! Which is faster depends on the core. Where carry-less multiply has its
-//! own port (Intel: VAES on port 0, VPCLMULQDQ on port 5), the folds cost
-//! almost nothing beside the rounds and save reading the page again. Where
-//! it shares the AES pipes, they slow the rounds more than a second pass
-//! costs: on AMD Zen 3 (VAES-256), page decryption with the fused CRC ran
-//! at 0.87–0.89× of decryption followed by `crc32fast`. So the choice is
-//! measured, once per backend and key size in a process, when the first
-//! such key is built (`Aes::with_backend`, about 50 µs): both ways over one
-//! page body, alternately, and the faster best time wins.
+//! Which is faster depends on the core and the key size. Where carry-less
+//! multiply issues beside AES (llvm-mca's Sapphire Rapids model: the fused
+//! VAES-256 loop at 1.19× the cycles of bare decryption), folding saves
+//! the second pass over the page. Where the two share pipes it can lose:
+//! on AMD Zen 3, one 8172-byte page, best of 200, fused against
+//! `crc32fast` after: VAES-256 1.02 against 0.94 µs (AES-128) and 1.33
+//! against 1.25 µs (AES-256); AES-NI 1.63 against 1.42 µs (AES-128) but
+//! 2.05 against 2.12 µs (AES-256). So the choice is measured, once per
+//! backend and key size in a process, when the first such key is built
+//! (`Aes::with_backend`, 30-60 µs): both ways over one page body,
+//! alternately, and the faster best time wins.
 //! [`OUTPUT_CRC_ENV`] overrides it.
 //!
 //! [`Job::with_output_crc`]: super::Job::with_output_crc
@@ -69,7 +71,7 @@ fn fused_is_faster(engine: &Engine) -> bool {
         return false;
     }
     let mut best = [Duration::MAX; 2];
-    for round in 0..24 {
+    for round in 0..10 {
         // Alternate which goes first, so that drift falls on both.
         for fused in [round % 2 == 0, round % 2 != 0] {
             let start = Instant::now();

@@ -311,10 +311,9 @@ impl<C: Simd> Span<'_, C> {
 /// Runs `mode` over `blocks` blocks from `carry`: groups of `W` registers
 /// of `B` (fewer for the last), then the last `n < B::BLOCKS` blocks, if
 /// any, on the narrow backend; every group's output also goes to `out`,
-/// which is returned. By value: a local whose address never escapes stays
-/// in registers, where through a reference every store to `dst` could, for
-/// all the compiler knows, change it (measured: an `OutputCrc` behind
-/// `&mut` made CBC decryption 2× slower).
+/// which is returned. By value: a local whose address never escapes can
+/// stay in registers, where through a reference every store to `dst`
+/// could, for all the compiler knows, change it.
 ///
 /// # Safety
 /// In `B`'s target features (and `out`'s); `src` readable, `dst` writable
@@ -1045,7 +1044,12 @@ macro_rules! entries {
                 let io = io.ptrs();
                 // SAFETY: the token proves the CPU features with carry-less
                 // multiply; `io` as in `ecb_encrypt`.
-                unsafe { by_rounds!(keys, cbc_decrypt_crc::<NR>(&keys.dec, iv, io, blocks, fold)) }
+                unsafe {
+                    by_rounds!(
+                        keys,
+                        with_output_crc::<NR, false>(&keys.dec, iv, io, blocks, fold)
+                    )
+                }
             }
 
             /// [`Self::ctr`] that also folds the output into the CRC
@@ -1063,8 +1067,14 @@ macro_rules! entries {
                     return false;
                 }
                 let io = io.ptrs();
-                // SAFETY: as in `cbc_decrypt_crc`; no wrap, so one stretch.
-                unsafe { by_rounds!(keys, ctr_crc::<NR>(&keys.enc, counter, io, blocks, fold)) }
+                // SAFETY: as in `cbc_decrypt_crc`; no wrap, as `with_output_crc`
+                // needs.
+                unsafe {
+                    by_rounds!(
+                        keys,
+                        with_output_crc::<NR, true>(&keys.enc, counter, io, blocks, fold)
+                    )
+                }
                 true
             }
 
@@ -1178,8 +1188,10 @@ macro_rules! entries {
             unsafe { modes::ctr::<$B, NR, { $W }, _>(keys, counter, io, blocks, out) };
         }
 
+        /// CBC decryption (with the decryption keys) or, with `CTR`, CTR
+        /// (`iv` the counter block), the output's CRC folded into `fold`.
         #[target_feature(enable = $cf)]
-        unsafe fn cbc_decrypt_crc<const NR: usize>(
+        unsafe fn with_output_crc<const NR: usize, const CTR: bool>(
             keys: &[[u8; 16]; MAX_ROUND_KEYS],
             iv: &[u8; 16],
             io: (*const u8, *mut u8),
@@ -1190,28 +1202,15 @@ macro_rules! entries {
             // register, as `OutputCrc` needs.
             const { assert!($W % 2 == 0) };
             // SAFETY: the caller's contract (features with carry-less
-            // multiply, so the `OutputCrc` may run).
+            // multiply, so the `OutputCrc` may run; for CTR, a counter
+            // that does not wrap, so `ctr` runs `groups` once).
             unsafe {
                 let out = modes::OutputCrc::<$B>::new(fold);
-                let out = modes::cbc_decrypt::<$B, NR, { $W }, _>(keys, iv, io, blocks, out);
-                *fold = out.fold();
-            }
-        }
-
-        #[target_feature(enable = $cf)]
-        unsafe fn ctr_crc<const NR: usize>(
-            keys: &[[u8; 16]; MAX_ROUND_KEYS],
-            counter: &[u8; 16],
-            io: (*const u8, *mut u8),
-            blocks: usize,
-            fold: &mut [u8; 16],
-        ) {
-            const { assert!($W % 2 == 0) };
-            // SAFETY: as in `cbc_decrypt_crc`; the caller checked that the
-            // counter does not wrap, so `ctr` runs `groups` once.
-            unsafe {
-                let out = modes::OutputCrc::<$B>::new(fold);
-                let out = modes::ctr::<$B, NR, { $W }, _>(keys, counter, io, blocks, out);
+                let out = if CTR {
+                    modes::ctr::<$B, NR, { $W }, _>(keys, iv, io, blocks, out)
+                } else {
+                    modes::cbc_decrypt::<$B, NR, { $W }, _>(keys, iv, io, blocks, out)
+                };
                 *fold = out.fold();
             }
         }
