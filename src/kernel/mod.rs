@@ -413,40 +413,25 @@ impl Aes {
     pub fn decrypt_batch(&self, mode: Mode, jobs: &mut [Job<'_>]) {
         input_crcs(jobs);
         // Measured once per backend and key size (`output_crc`).
-        let fuse = jobs.iter().any(wants_output_crc) && self.fuses_output_crc();
-        match mode {
-            Mode::Cbc => {
-                for job in jobs.iter_mut() {
-                    let whole = job.io.len() & !(BLOCK - 1);
-                    let fused = fuse
-                        && output_fold(&mut job.crc, whole).is_some_and(|fold| {
-                            let io = job.io.whole_blocks();
-                            self.engine.cbc_decrypt_crc(&job.iv, io, fold)
-                        });
-                    if fused {
-                        fused_output(&mut job.crc);
-                    } else {
-                        self.engine.cbc_decrypt(&job.iv, job.io.whole_blocks());
-                    }
-                }
-                self.cbc_tails(jobs);
+        let fuse = jobs.iter().any(wants_output_crc) && self.fuse_output_crc;
+        for job in jobs.iter_mut() {
+            let whole = job.io.len() & !(BLOCK - 1);
+            let fused = fuse
+                && output_fold(&mut job.crc, whole).is_some_and(|fold| {
+                    self.decrypt_folded(mode, &job.iv, job.io.slice(0, whole), fold)
+                });
+            if fused {
+                fused_output(&mut job.crc);
             }
-            Mode::Ctr => {
-                for job in jobs.iter_mut() {
-                    let whole = job.io.len() & !(BLOCK - 1);
-                    let fused = fuse
-                        && output_fold(&mut job.crc, whole).is_some_and(|fold| {
-                            let io = job.io.slice(0, whole);
-                            self.engine.ctr_crc(&job.iv, io, fold)
-                        });
-                    if fused {
-                        fused_output(&mut job.crc);
-                        self.ctr_tail(&job.iv, &mut job.io);
-                    } else {
-                        self.ctr(&job.iv, &mut job.io);
-                    }
-                }
+            match (mode, fused) {
+                (Mode::Cbc, true) => {}
+                (Mode::Cbc, false) => self.engine.cbc_decrypt(&job.iv, job.io.whole_blocks()),
+                (Mode::Ctr, true) => self.ctr_tail(&job.iv, &mut job.io),
+                (Mode::Ctr, false) => self.ctr(&job.iv, &mut job.io),
             }
+        }
+        if mode == Mode::Cbc {
+            self.cbc_tails(jobs);
         }
         output_crcs(jobs);
     }
@@ -464,15 +449,9 @@ impl Aes {
         prefix: &[u8],
     ) -> u32 {
         let whole = io.len() & !(BLOCK - 1);
-        if whole > 0 && self.fuses_output_crc() {
+        if whole > 0 && self.fuse_output_crc {
             let mut fold = CrcRequest::new(initial, prefix).seed();
-            let fused = match mode {
-                Mode::Cbc => self
-                    .engine
-                    .cbc_decrypt_crc(iv, io.whole_blocks(), &mut fold),
-                Mode::Ctr => self.engine.ctr_crc(iv, io.slice(0, whole), &mut fold),
-            };
-            if fused {
+            if self.decrypt_folded(mode, iv, io.slice(0, whole), &mut fold) {
                 #[cfg(test)]
                 tests::count_fused_output();
                 match mode {
@@ -489,11 +468,20 @@ impl Aes {
         hasher.finalize()
     }
 
-    /// Whether [`Aes::decrypt_batch`] folds output CRCs into the cipher
-    /// on this backend and core (measured once; [`OUTPUT_CRC_ENV`]
-    /// overrides it).
-    fn fuses_output_crc(&self) -> bool {
-        self.fuse_output_crc
+    /// Decrypts the whole blocks `io` and folds the plaintext into `fold`;
+    /// `false`, having done nothing, where the backend cannot (see
+    /// `Engine::cbc_decrypt_crc`, `Engine::ctr_crc`).
+    fn decrypt_folded(
+        &self,
+        mode: Mode,
+        iv: &[u8; BLOCK],
+        io: InOut<'_>,
+        fold: &mut [u8; 16],
+    ) -> bool {
+        match mode {
+            Mode::Cbc => self.engine.cbc_decrypt_crc(iv, io, fold),
+            Mode::Ctr => self.engine.ctr_crc(iv, io, fold),
+        }
     }
 
     fn encrypt_io(&self, mode: Mode, iv: &[u8; BLOCK], mut io: InOut<'_>) {
@@ -743,7 +731,7 @@ mod tests {
                     .map(|page| Job::in_place([1; BLOCK], page).with_output_crc(0, &[1, 2]))
                     .collect();
                 let fused = fused_outputs_in(|| aes.decrypt_batch(mode, &mut jobs));
-                let chosen = fuses && aes.fuses_output_crc();
+                let chosen = fuses && aes.fuse_output_crc;
                 assert_eq!(
                     fused,
                     if chosen { 3 } else { 0 },
