@@ -52,7 +52,7 @@ use backends::Engine;
 use crc::CrcRequest;
 pub use error::Error;
 pub(crate) use inout::InOut;
-pub use limit::{Limit, aes_latency_bound, aes_limit};
+pub use limit::{Limit, aes_crc_limit, aes_latency_bound, aes_limit};
 pub use output_crc::OUTPUT_CRC_ENV;
 pub use select::{BACKEND_ENV, Backend};
 
@@ -708,6 +708,29 @@ mod tests {
             let _ = backend;
             false
         }
+    }
+
+    /// The ARMv8 backend runs its entries with `EOR3` exactly where the CPU
+    /// has the SHA-3 extension, by the standard library's detection.
+    /// `scripts/test-aarch64.sh` states what each of its emulated CPUs has
+    /// (`ARIA_CRYPT_TEST_EXPECT_EOR3`), so that both kinds of entries run.
+    #[cfg(target_arch = "aarch64")]
+    #[test]
+    fn armv8_uses_eor3_where_the_cpu_has_it() {
+        let sha3 = std::arch::is_aarch64_feature_detected!("sha3");
+        if let Ok(expected) = std::env::var("ARIA_CRYPT_TEST_EXPECT_EOR3") {
+            assert_eq!(sha3, expected == "yes", "ARIA_CRYPT_TEST_EXPECT_EOR3");
+        }
+        let Ok(aes) = Aes::with_backend(&[5; 16], Backend::Armv8) else {
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "skipped: armv8_uses_eor3_where_the_cpu_has_it: this CPU has no AES extension"
+            );
+            return;
+        };
+        assert_eq!(matches!(aes.engine, Engine::Armv8Eor3(..)), sha3);
+        assert_eq!(aes.backend(), Backend::Armv8);
     }
 
     /// The fused CRC runs exactly where it should: CBC encryption batches

@@ -11,6 +11,13 @@
 //! Current cores have 2-4 AES pipes with a latency of 2-3 cycles per fused
 //! pair, so 8 independent blocks keep them busy; 8 blocks with up to 15
 //! round keys also fit the 32 vector registers.
+//!
+//! Where the CPU has the SHA-3 extension's three-way XOR (`EOR3`, FEAT_SHA3:
+//! Neoverse V1 and later, Apple M1 and later, not Neoverse N1), the entries
+//! are compiled with it ([`Armv8Eor3`]), and CBC decryption and CTR merge
+//! the last round key and the other operand into one `EOR3`: on the cores
+//! with four vector pipes the XORs otherwise take a share of the AES
+//! instructions' issue slots.
 
 use core::arch::aarch64::*;
 
@@ -34,6 +41,7 @@ pub(crate) struct Armv8Token(());
 pub(crate) struct Features {
     aes: bool,
     pmull: bool,
+    sha3: bool,
 }
 
 impl Features {
@@ -43,6 +51,7 @@ impl Features {
         Features {
             aes,
             pmull: aes && std::arch::is_aarch64_feature_detected!("pmull"),
+            sha3: aes && std::arch::is_aarch64_feature_detected!("sha3"),
         }
     }
 
@@ -52,6 +61,14 @@ impl Features {
 
     fn armv8_clmul(self) -> Option<Armv8ClmulToken> {
         self.pmull.then_some(Armv8ClmulToken(()))
+    }
+
+    fn armv8_eor3(self) -> Option<Armv8Eor3Token> {
+        self.sha3.then_some(Armv8Eor3Token(()))
+    }
+
+    fn armv8_eor3_clmul(self) -> Option<Armv8Eor3ClmulToken> {
+        (self.sha3 && self.pmull).then_some(Armv8Eor3ClmulToken(()))
     }
 }
 
@@ -69,12 +86,36 @@ impl Armv8Token {
     pub(crate) fn clmul(self) -> Option<Armv8ClmulToken> {
         crate::kernel::select::detection().aarch64.armv8_clmul()
     }
+
+    /// The token for the primitives with `EOR3`, if the CPU also has the
+    /// SHA-3 extension.
+    pub(crate) fn eor3(self) -> Option<Armv8Eor3Token> {
+        crate::kernel::select::detection().aarch64.armv8_eor3()
+    }
 }
 
 /// Proof of everything [`Armv8Token`] proves, and of PMULL (`PMULL`,
 /// `PMULL2` on 64-bit lanes).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Armv8ClmulToken(());
+
+/// Proof of everything [`Armv8Token`] proves, and of the SHA-3 extension
+/// (`EOR3`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Armv8Eor3Token(());
+
+impl Armv8Eor3Token {
+    /// The token for the fused CRC, if the CPU also has PMULL.
+    pub(crate) fn clmul(self) -> Option<Armv8Eor3ClmulToken> {
+        crate::kernel::select::detection()
+            .aarch64
+            .armv8_eor3_clmul()
+    }
+}
+
+/// Proof of everything [`Armv8Eor3Token`] and [`Armv8ClmulToken`] prove.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Armv8Eor3ClmulToken(());
 
 /// Expands a 16-, 24- or 32-byte key (constant time). Returns `None` for
 /// any other length.
@@ -109,18 +150,32 @@ fn inv_mix_columns(block: &mut [u8; 16]) {
     }
 }
 
-/// The ARMv8 primitives.
-pub(crate) struct Armv8;
+/// The ARMv8 primitives. `EOR3` tells apart the two sets of entries made
+/// from them ([`Armv8`], [`Armv8Eor3`]); the primitives are the same.
+pub(crate) struct Armv8Simd<const EOR3: bool>;
+
+/// The ARMv8 backend as every CPU with the AES extension runs it.
+pub(crate) type Armv8 = Armv8Simd<false>;
+
+/// The ARMv8 backend on CPUs that also have the SHA-3 extension: the same
+/// primitives, its entries compiled with the extension's features (module
+/// `eor3`).
+pub(crate) type Armv8Eor3 = Armv8Simd<true>;
 
 // The AES and PMULL intrinsics are `#[inline(always)]` with the `aes`
 // feature, which these primitives lack; they inline into the
 // `#[target_feature(enable = "aes,neon")]` entries, and the intrinsics with
 // them there (checked in the disassembly: no calls in the entries).
 #[allow(unknown_lints, inline_always_mismatching_target_features)]
-impl Simd for Armv8 {
+impl<const EOR3: bool> Simd for Armv8Simd<EOR3> {
     type Reg = uint8x16_t;
     const BLOCKS: usize = 1;
-    type Narrow = Armv8;
+    type Narrow = Self;
+    /// With `EOR3`: llvm-mca's `neoverse-v1` model puts CTR at 91% of the
+    /// AES limit with the stores last and at 85% without, while without
+    /// `EOR3` they cost (`neoverse-n1` 98% instead of 100%, `neoverse-v1`
+    /// 81% instead of 82%).
+    const CTR_STORES_LAST: bool = EOR3;
 
     #[inline(always)]
     unsafe fn zero() -> uint8x16_t {
@@ -353,7 +408,7 @@ unsafe fn rounds<const NR: usize, const N: usize, const DECRYPT: bool>(
 // `#[target_feature(enable = "aes,neon")]` entries, and the intrinsics with
 // them there (checked in the disassembly: no calls in the entries).
 #[allow(unknown_lints, inline_always_mismatching_target_features)]
-impl Clmul for Armv8 {
+impl<const EOR3: bool> Clmul for Armv8Simd<EOR3> {
     #[inline(always)]
     unsafe fn fold(acc: uint8x16_t, keys: uint8x16_t, block: uint8x16_t) -> uint8x16_t {
         // SAFETY: the caller is in the target features with PMULL.
@@ -378,3 +433,22 @@ entries!(
     wide_lanes: 8, 8, from: usize::MAX,
     clmul: Armv8ClmulToken, "aes,neon"
 );
+
+/// The same primitives compiled with the SHA-3 extension's features, for
+/// CPUs that have it: LLVM then merges the XORs of a block's last round key
+/// and of the mode's other operand (the input in CTR, the previous
+/// ciphertext in CBC decryption) into one `EOR3`. In a module of their own:
+/// `entries!` also makes the `#[target_feature]` functions they call.
+mod eor3 {
+    use super::*;
+
+    entries!(
+        Armv8Eor3,
+        token: Armv8Eor3Token,
+        features: "aes,neon,sha3",
+        wide: 8,
+        lanes: 8, 8, stagger: 1,
+        wide_lanes: 8, 8, from: usize::MAX,
+        clmul: Armv8Eor3ClmulToken, "aes,neon,sha3"
+    );
+}

@@ -49,7 +49,7 @@ pub(crate) mod limit_aarch64;
 pub(crate) mod limit_x86;
 
 #[cfg(target_arch = "aarch64")]
-use aarch64::Armv8;
+use aarch64::{Armv8, Armv8Eor3};
 #[cfg(target_arch = "x86_64")]
 use x86_aesni::AesNi;
 #[cfg(target_arch = "x86_64")]
@@ -71,6 +71,9 @@ pub(crate) enum Engine {
     Vaes512(RoundKeys, x86::Vaes512Token),
     #[cfg(target_arch = "aarch64")]
     Armv8(RoundKeys, aarch64::Armv8Token),
+    /// The ARMv8 backend on a CPU with `EOR3` (still [`Backend::Armv8`]).
+    #[cfg(target_arch = "aarch64")]
+    Armv8Eor3(RoundKeys, aarch64::Armv8Eor3Token),
 }
 
 /// Calls `$f` of the engine's backend with its token and keys.
@@ -86,6 +89,8 @@ macro_rules! dispatch {
             Engine::Vaes512(keys, token) => Vaes512::$f(*token, keys, $($arg),*),
             #[cfg(target_arch = "aarch64")]
             Engine::Armv8(keys, token) => Armv8::$f(*token, keys, $($arg),*),
+            #[cfg(target_arch = "aarch64")]
+            Engine::Armv8Eor3(keys, token) => Armv8Eor3::$f(*token, keys, $($arg),*),
         }
     };
 }
@@ -114,7 +119,11 @@ impl Engine {
             #[cfg(target_arch = "aarch64")]
             Backend::Armv8 => {
                 let token = aarch64::Armv8Token::detect()?;
-                Some(Engine::Armv8(aarch64::expand_key(token, key)?, token))
+                let keys = aarch64::expand_key(token, key)?;
+                Some(match token.eor3() {
+                    Some(token) => Engine::Armv8Eor3(keys, token),
+                    None => Engine::Armv8(keys, token),
+                })
             }
             #[allow(unreachable_patterns, reason = "backends of other architectures")]
             _ => None,
@@ -131,7 +140,7 @@ impl Engine {
             #[cfg(target_arch = "x86_64")]
             Engine::Vaes512(..) => Backend::Vaes512,
             #[cfg(target_arch = "aarch64")]
-            Engine::Armv8(..) => Backend::Armv8,
+            Engine::Armv8(..) | Engine::Armv8Eor3(..) => Backend::Armv8,
         }
     }
 
@@ -233,6 +242,8 @@ macro_rules! dispatch_clmul {
             Engine::Vaes512(keys, token) => with!(Vaes512, keys, token),
             #[cfg(target_arch = "aarch64")]
             Engine::Armv8(keys, token) => with!(Armv8, keys, token),
+            #[cfg(target_arch = "aarch64")]
+            Engine::Armv8Eor3(keys, token) => with!(Armv8Eor3, keys, token),
             Engine::Soft(_) => false,
         }
     }};
