@@ -160,7 +160,7 @@ def limit_loops():
     """The limit benchmark's chains (N > 1) where the compiler unrolled a
     whole block's rounds into one loop: N × 10 AESE."""
     for name, (_, lines) in zip(demangled, functions):
-        m = re.search(r"limit_aarch64::neon::<(\d+)(, false)?>", name)
+        m = re.search(r"limit_aarch64::neon::<(\d+)(, true, false)?>", name)
         if m and int(m.group(1)) > 1:
             for body, aes in loops(lines):
                 if aes == int(m.group(1)) * ROUNDS:

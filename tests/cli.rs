@@ -842,6 +842,23 @@ fn bench_lists_every_backend_and_the_active_one() {
         for figure in ["bytes_per_sec", "latency_bound_bytes_per_sec"] {
             assert!(l[figure].as_f64().unwrap() > 0.0, "{l}");
         }
+        // With CRC folds, and the folds alone: measured for the hardware
+        // backends with carry-less multiply (every x86 and aarch64 CPU with
+        // the AES instructions has it in practice), never for the software
+        // backend.
+        for figure in ["with_crc_bytes_per_sec", "crc_bytes_per_sec"] {
+            let value = &l[figure];
+            if l["backend"] == "soft" {
+                assert!(value.is_null(), "{l}");
+            } else {
+                assert!(value.is_null() || value.as_f64().unwrap() > 0.0, "{l}");
+            }
+        }
+        assert_eq!(
+            l["with_crc_bytes_per_sec"].is_null(),
+            l["crc_bytes_per_sec"].is_null(),
+            "{l}"
+        );
     }
     let text = run_in(
         &fixtures(),

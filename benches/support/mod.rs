@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use criterion::Criterion;
-use mariadb_aria_crypt::kernel::{Backend, Limit, aes_latency_bound, aes_limit};
+use mariadb_aria_crypt::kernel::{Backend, Limit, aes_crc_limit, aes_latency_bound, aes_limit};
 
 /// Where criterion writes its estimates (set explicitly so the summary
 /// reads the same place).
@@ -48,12 +48,17 @@ pub enum Bound {
     Limit,
     /// One chain of dependent rounds (serial CBC encryption).
     Latency,
+    /// The AES limit with every block folded into a CRC (whole pages,
+    /// which checksum what they cipher); the AES limit where the backend
+    /// has no carry-less multiply.
+    WithCrc,
     /// Nothing (call overhead dominates).
     None,
 }
 
-/// The AES limit and latency bound of every supported backend.
-pub struct Limits(Vec<(Limit, Limit)>);
+/// The AES limit, latency bound and limit with CRC folds of every
+/// supported backend.
+pub struct Limits(Vec<(Limit, Limit, Option<Limit>)>);
 
 impl Limits {
     /// Measures every supported backend (some tens of milliseconds each).
@@ -61,7 +66,7 @@ impl Limits {
         Limits(
             Backend::supported()
                 .iter()
-                .filter_map(|&b| Some((aes_limit(b)?, aes_latency_bound(b)?)))
+                .filter_map(|&b| Some((aes_limit(b)?, aes_latency_bound(b)?, aes_crc_limit(b))))
                 .collect(),
         )
     }
@@ -79,10 +84,17 @@ impl Limits {
         Limits(
             self.0
                 .into_iter()
-                .map(|(limit, serial)| {
-                    match other.0.iter().find(|(l, _)| l.backend == limit.backend) {
-                        Some(&(l, s)) => (best(limit, l), best(serial, s)),
-                        None => (limit, serial),
+                .map(|(limit, serial, crc)| {
+                    match other.0.iter().find(|(l, ..)| l.backend == limit.backend) {
+                        Some(&(l, s, c)) => (
+                            best(limit, l),
+                            best(serial, s),
+                            match (crc, c) {
+                                (Some(a), Some(b)) => Some(best(a, b)),
+                                (a, b) => a.or(b),
+                            },
+                        ),
+                        None => (limit, serial, crc),
                     }
                 })
                 .collect(),
@@ -90,29 +102,38 @@ impl Limits {
     }
 
     fn get(&self, backend: Backend, bound: Bound) -> Option<Limit> {
-        let &(limit, serial) = self.0.iter().find(|(l, _)| l.backend == backend)?;
+        let &(limit, serial, crc) = self.0.iter().find(|(l, ..)| l.backend == backend)?;
         match bound {
             Bound::Limit => Some(limit),
             Bound::Latency => Some(serial),
+            Bound::WithCrc => Some(crc.unwrap_or(limit)),
             Bound::None => None,
         }
     }
 
     pub fn print(&self) {
         println!(
-            "\nAES limit of this core (AES-128 equivalent: independent chains of rounds at each backend's width; latency: one chain)"
+            "\nAES limit of this core (AES-128 equivalent: independent chains of rounds at each backend's width; latency: one chain; with CRC: each block also folded into a CRC, and that as a share of the limit)"
         );
         println!(
-            "{:<12} {:>11} {:>14} {:>15}",
-            "backend", "limit GB/s", "chains×blocks", "latency GB/s"
+            "{:<12} {:>11} {:>14} {:>15} {:>14} {:>7}",
+            "backend", "limit GB/s", "chains×blocks", "latency GB/s", "with CRC GB/s", "share"
         );
-        for (limit, serial) in &self.0 {
+        for (limit, serial, crc) in &self.0 {
+            let (with_crc, share) = crc.map_or(("-".into(), "-".into()), |crc| {
+                (
+                    format!("{:.2}", crc.gb_per_sec()),
+                    format!("{:.0}%", 100.0 * limit.share(crc.bytes_per_sec)),
+                )
+            });
             println!(
-                "{:<12} {:>11.2} {:>14} {:>15.2}",
+                "{:<12} {:>11.2} {:>14} {:>15.2} {:>14} {:>7}",
                 limit.backend.name(),
                 limit.gb_per_sec(),
                 format!("{}×{}", limit.chains, limit.lanes),
-                serial.gb_per_sec()
+                serial.gb_per_sec(),
+                with_crc,
+                share
             );
         }
     }
@@ -171,10 +192,10 @@ pub fn print_summary(title: &str, rows: &[Row], limits: &Limits) {
             });
             let limit = backend.and_then(|b| limits.get(b, (row.bound)(id)));
             let share = limit.map_or(String::new(), |limit| {
-                let serial = if (row.bound)(id) == Bound::Latency {
-                    " serial"
-                } else {
-                    ""
+                let serial = match (row.bound)(id) {
+                    Bound::Latency => " serial",
+                    Bound::WithCrc => " +CRC",
+                    _ => "",
                 };
                 format!("{:.1}%{serial}", limit.share(gbps * 1e9) * 100.0)
             });

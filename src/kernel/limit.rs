@@ -12,7 +12,15 @@
 //! of operation can beat it on the same core: it is the throughput bound
 //! of the parallel modes (CBC decryption, CTR, multi-buffer CBC
 //! encryption). [`aes_latency_bound`] runs one chain of dependent rounds:
-//! the bound of a serial CBC encryption of one buffer.
+//! the bound of a serial CBC encryption of one buffer. [`aes_crc_limit`]
+//! runs the chains of [`aes_limit`] with one CRC fold of each block beside
+//! its rounds (two carry-less multiplies and two XORs, as the kernel folds a
+//! page's checksum): the bound of a loop that checksums what it encrypts or
+//! decrypts, whole pages' fused paths. Where AES and carry-less multiply
+//! share execution pipes, it is well below [`aes_limit`], and no fused page
+//! path can come closer to the bare cipher than their ratio.
+//! [`crc_fold_limit`] is the folds alone: the bound of a checksum computed
+//! in a pass of its own after the cipher.
 //!
 //! Both are measurements: they take tens of milliseconds, vary from run to
 //! run like any timing, and are meant to be compared with figures measured
@@ -36,6 +44,17 @@ const REPETITIONS: usize = 5;
 /// Blocks per call in the software measurement: more than any backend
 /// RustCrypto's `aes` may pick underneath keeps in flight (64 for VAES-512).
 const SOFT_BLOCKS: usize = 256;
+
+/// What the chains of a measurement do for each block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Work {
+    /// AES-128 rounds.
+    Aes,
+    /// AES-128 rounds, then a CRC fold of the block.
+    AesAndCrc,
+    /// A CRC fold of the block alone.
+    Crc,
+}
 
 /// A measured AES bound of one backend on the running core.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -76,7 +95,57 @@ pub fn aes_limit(backend: Backend) -> Option<Limit> {
     let rounds = Rounds::of(backend)?;
     let mut best: Option<Limit> = None;
     for &chains in rounds.chain_counts().iter().filter(|&&c| c > 1) {
-        let Some(bytes_per_sec) = rate(rounds, chains) else {
+        let Some(bytes_per_sec) = rate(rounds, chains, Work::Aes) else {
+            continue;
+        };
+        if best.is_none_or(|b| bytes_per_sec > b.bytes_per_sec) {
+            best = Some(Limit {
+                backend,
+                bytes_per_sec,
+                chains,
+                lanes: rounds.lanes(),
+            });
+        }
+    }
+    best
+}
+
+/// The throughput limit of `backend`'s AES instructions together with the
+/// CRC folding of every block: the chains of [`aes_limit`], each block's
+/// rounds followed by a fold of it into an accumulator of its own (two
+/// carry-less multiplies at the backend's width and two XORs). The bound
+/// of a page path that folds the checksum into the cipher loop; its ratio
+/// to [`aes_limit`] is the best such a path can reach against the bare
+/// cipher on this core. `None` for backends without carry-less multiply
+/// (the software backend computes checksums with `crc32fast`), as for
+/// [`aes_limit`] otherwise.
+///
+/// Takes some tens of milliseconds.
+pub fn aes_crc_limit(backend: Backend) -> Option<Limit> {
+    best_of_chains(backend, Work::AesAndCrc)
+}
+
+/// The throughput limit of `backend`'s CRC folding alone: the folds of
+/// [`aes_crc_limit`] without the rounds, in bytes folded per second. The
+/// bound of a checksum computed in a pass of its own, so that a page path
+/// that runs the cipher and then the checksum takes at least `1 /
+/// aes_limit + 1 / crc_fold_limit` per byte. `None` as for
+/// [`aes_crc_limit`].
+///
+/// Takes some tens of milliseconds.
+pub fn crc_fold_limit(backend: Backend) -> Option<Limit> {
+    best_of_chains(backend, Work::Crc)
+}
+
+/// The best rate over the backend's chain counts (more than one chain).
+fn best_of_chains(backend: Backend, work: Work) -> Option<Limit> {
+    let rounds = Rounds::of(backend)?;
+    if work != Work::Aes && !rounds.has_clmul() {
+        return None;
+    }
+    let mut best: Option<Limit> = None;
+    for &chains in rounds.chain_counts().iter().filter(|&&c| c > 1) {
+        let Some(bytes_per_sec) = rate(rounds, chains, work) else {
             continue;
         };
         if best.is_none_or(|b| bytes_per_sec > b.bytes_per_sec) {
@@ -100,7 +169,7 @@ pub fn aes_latency_bound(backend: Backend) -> Option<Limit> {
     let rounds = Rounds::of(backend)?.serial();
     Some(Limit {
         backend,
-        bytes_per_sec: rate(rounds, 1)?,
+        bytes_per_sec: rate(rounds, 1, Work::Aes)?,
         chains: 1,
         lanes: 1,
     })
@@ -148,6 +217,17 @@ impl Rounds {
         }
     }
 
+    /// Whether the CRC folds can run beside the rounds.
+    fn has_clmul(self) -> bool {
+        match self {
+            Rounds::Soft => false,
+            #[cfg(all(target_arch = "x86_64", not(miri)))]
+            Rounds::X86(width) => width.has_clmul(),
+            #[cfg(all(target_arch = "aarch64", not(miri)))]
+            Rounds::Armv8 => limit_aarch64::has_pmull(),
+        }
+    }
+
     /// The rounds a single chain runs on.
     fn serial(self) -> Rounds {
         match self {
@@ -177,14 +257,14 @@ impl Rounds {
         }
     }
 
-    /// The time of `iterations` blocks (10 rounds) on each chain.
-    fn time(self, chains: usize, iterations: u64) -> Option<Duration> {
+    /// The time of `iterations` blocks of `work` on each chain.
+    fn time(self, chains: usize, iterations: u64, work: Work) -> Option<Duration> {
         match self {
-            Rounds::Soft => Some(time_soft(chains, iterations)),
+            Rounds::Soft => (work == Work::Aes).then(|| time_soft(chains, iterations)),
             #[cfg(all(target_arch = "x86_64", not(miri)))]
-            Rounds::X86(width) => limit_x86::time_rounds(width, chains, iterations),
+            Rounds::X86(width) => limit_x86::time_rounds(width, chains, iterations, work),
             #[cfg(all(target_arch = "aarch64", not(miri)))]
-            Rounds::Armv8 => limit_aarch64::time_rounds(chains, iterations),
+            Rounds::Armv8 => limit_aarch64::time_rounds(chains, iterations, work),
         }
     }
 }
@@ -207,19 +287,20 @@ fn time_soft(chains: usize, iterations: u64) -> Duration {
     start.elapsed()
 }
 
-/// Bytes per second of `chains` chains: the iteration count is scaled to
-/// about [`TARGET`], then the fastest of [`REPETITIONS`] runs counts.
-fn rate(rounds: Rounds, chains: usize) -> Option<f64> {
+/// Bytes per second of `chains` chains doing `work`: the iteration count
+/// is scaled to about [`TARGET`], then the fastest of [`REPETITIONS`] runs
+/// counts.
+fn rate(rounds: Rounds, chains: usize, work: Work) -> Option<f64> {
     let mut iterations = 16u64;
-    let mut elapsed = rounds.time(chains, iterations)?;
+    let mut elapsed = rounds.time(chains, iterations, work)?;
     while elapsed < TARGET / 8 && iterations < 1 << 40 {
         iterations *= 4;
-        elapsed = rounds.time(chains, iterations)?;
+        elapsed = rounds.time(chains, iterations, work)?;
     }
     let scale = TARGET.as_secs_f64() / elapsed.as_secs_f64().max(1e-9);
     let iterations = ((iterations as f64 * scale).ceil() as u64).max(1);
     let fastest = (0..REPETITIONS)
-        .filter_map(|_| rounds.time(chains, iterations))
+        .filter_map(|_| rounds.time(chains, iterations, work))
         .min()?;
     let bytes = (chains * rounds.lanes() * BLOCK) as f64 * iterations as f64;
     Some(bytes / fastest.as_secs_f64().max(1e-9))
@@ -242,6 +323,40 @@ mod tests {
             assert!(limit.bytes_per_sec.is_finite() && limit.bytes_per_sec > 0.0);
             assert!(serial.bytes_per_sec.is_finite() && serial.bytes_per_sec > 0.0);
             assert!(limit.chains > 1 && serial.chains == 1);
+        }
+    }
+
+    #[test]
+    fn the_crc_limit_exists_exactly_where_there_is_carry_less_multiply() {
+        for &backend in Backend::supported() {
+            let crc = aes_crc_limit(backend);
+            let folds = crc_fold_limit(backend);
+            assert_eq!(crc.is_some(), folds.is_some(), "{backend}");
+            // Carry-less multiply at the backend's width, by the standard
+            // library's detection.
+            #[cfg(target_arch = "x86_64")]
+            let clmul = match backend {
+                Backend::AesNi => std::arch::is_x86_feature_detected!("pclmulqdq"),
+                Backend::Vaes256 | Backend::Vaes512 => {
+                    std::arch::is_x86_feature_detected!("vpclmulqdq")
+                }
+                _ => false,
+            };
+            #[cfg(target_arch = "aarch64")]
+            let clmul =
+                backend == Backend::Armv8 && std::arch::is_aarch64_feature_detected!("pmull");
+            #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+            let clmul = false;
+            assert_eq!(crc.is_some(), clmul, "{backend}");
+            if let Some(crc) = crc {
+                let limit = aes_limit(backend).unwrap();
+                assert_eq!((crc.backend, crc.lanes), (backend, limit.lanes));
+                assert!(crc.bytes_per_sec.is_finite() && crc.bytes_per_sec > 0.0);
+                assert!(crc.chains > 1);
+                let folds = folds.unwrap();
+                assert_eq!((folds.backend, folds.lanes), (backend, limit.lanes));
+                assert!(folds.bytes_per_sec.is_finite() && folds.bytes_per_sec > 0.0);
+            }
         }
     }
 

@@ -52,7 +52,7 @@ use backends::Engine;
 use crc::CrcRequest;
 pub use error::Error;
 pub(crate) use inout::InOut;
-pub use limit::{Limit, aes_crc_limit, aes_latency_bound, aes_limit};
+pub use limit::{Limit, aes_crc_limit, aes_latency_bound, aes_limit, crc_fold_limit};
 pub use output_crc::OUTPUT_CRC_ENV;
 pub use select::{BACKEND_ENV, Backend};
 

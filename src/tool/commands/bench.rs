@@ -12,7 +12,9 @@ use serde_json::json;
 
 use super::Ctx;
 use crate::aria::{CryptData, PageFile, TableCipher, TableGeometry};
-use crate::kernel::{Backend, Limit, Mode, aes_latency_bound, aes_limit};
+use crate::kernel::{
+    Backend, Limit, Mode, aes_crc_limit, aes_latency_bound, aes_limit, crc_fold_limit,
+};
 use crate::keys::DebugKeyProvider;
 use crate::tool::cli::BenchArgs;
 use crate::tool::outcome::{Status, ToolError};
@@ -134,27 +136,51 @@ pub fn run(ctx: Ctx, args: &BenchArgs) -> Status {
     let threads = rayon::current_num_threads();
     let mut plain = generate(args.pages as usize, bs);
     let mut rows = Vec::new();
-    let limits: Vec<(Backend, Option<Limit>, Option<Limit>)> = Backend::supported()
+    // Per backend: the AES limit, the latency bound, the limit with CRC
+    // folds, the folds alone.
+    let limits: Vec<BackendLimits> = Backend::supported()
         .iter()
-        .map(|&b| (b, aes_limit(b), aes_latency_bound(b)))
+        .map(|&b| BackendLimits {
+            backend: b,
+            limit: aes_limit(b),
+            serial: aes_latency_bound(b),
+            with_crc: aes_crc_limit(b),
+            crc_alone: crc_fold_limit(b),
+        })
         .collect();
     if !ctx.json {
         out(
-            "AES limit of this core, one thread (AES-128 equivalent: independent chains of AES rounds at the backend's width; latency: one chain)",
+            "AES limit of this core, one thread (AES-128 equivalent: independent chains of AES rounds at the backend's width; latency: one chain; with CRC: each block also folded into a CRC; CRC: the folds alone)",
+        );
+        out(
+            "Whole pages checksum what they cipher: against the bare cipher they reach at most the fused share (with CRC / limit) or the two-pass share (1 / (1 + limit / CRC))",
         );
         out(format!(
-            "{:<9} {:>11} {:>13}",
-            "backend", "limit MB/s", "latency MB/s"
+            "{:<9} {:>11} {:>13} {:>14} {:>9} {:>7} {:>9}",
+            "backend",
+            "limit MB/s",
+            "latency MB/s",
+            "with CRC MB/s",
+            "CRC MB/s",
+            "fused",
+            "2 passes"
         ));
-        for (backend, limit, serial) in &limits {
+        for l in &limits {
             let mb = |l: &Option<Limit>| {
                 l.map_or_else(|| "-".into(), |l| format!("{:.0}", l.bytes_per_sec / 1e6))
             };
+            let pct = |share: Option<f64>| {
+                share.map_or_else(|| "-".into(), |s| format!("{:.0}%", 100.0 * s))
+            };
             out(format!(
-                "{:<9} {:>11} {:>13}",
-                backend.name(),
-                mb(limit),
-                mb(serial)
+                "{:<9} {:>11} {:>13} {:>14} {:>9} {:>7} {:>9}",
+                l.backend.name(),
+                mb(&l.limit),
+                mb(&l.serial),
+                mb(&l.with_crc),
+                mb(&l.crc_alone),
+                pct(l.fused_share()),
+                pct(l.two_pass_share())
             ));
         }
         out(format!(
@@ -181,8 +207,8 @@ pub fn run(ctx: Ctx, args: &BenchArgs) -> Status {
     for &backend in Backend::supported() {
         let limit = limits
             .iter()
-            .find(|(b, ..)| *b == backend)
-            .and_then(|(_, limit, _)| *limit);
+            .find(|l| l.backend == backend)
+            .and_then(|l| l.limit);
         for mode in [Mode::Cbc, Mode::Ctr] {
             let cipher = match TableCipher::new(geometry, crypt, 1, mode, provider.clone())
                 .with_backend(backend)
@@ -280,13 +306,15 @@ pub fn run(ctx: Ctx, args: &BenchArgs) -> Status {
         serde_json::Value::Array(
             limits
                 .iter()
-                .map(|(backend, limit, serial)| {
+                .map(|l| {
                     json!({
-                        "backend": backend.name(),
-                        "bytes_per_sec": limit.map(|l| l.bytes_per_sec.round()),
-                        "chains": limit.map(|l| l.chains),
-                        "blocks_per_instruction": limit.map(|l| l.lanes),
-                        "latency_bound_bytes_per_sec": serial.map(|l| l.bytes_per_sec.round()),
+                        "backend": l.backend.name(),
+                        "bytes_per_sec": l.limit.map(|l| l.bytes_per_sec.round()),
+                        "chains": l.limit.map(|l| l.chains),
+                        "blocks_per_instruction": l.limit.map(|l| l.lanes),
+                        "latency_bound_bytes_per_sec": l.serial.map(|l| l.bytes_per_sec.round()),
+                        "with_crc_bytes_per_sec": l.with_crc.map(|l| l.bytes_per_sec.round()),
+                        "crc_bytes_per_sec": l.crc_alone.map(|l| l.bytes_per_sec.round()),
                     })
                 })
                 .collect(),
@@ -295,4 +323,29 @@ pub fn run(ctx: Ctx, args: &BenchArgs) -> Status {
     report.set("failed_pages", json!(failures));
     report.set("results", serde_json::Value::Array(rows));
     report.finish()
+}
+
+/// One backend's bounds on this core (`kernel::aes_limit` and friends).
+struct BackendLimits {
+    backend: Backend,
+    limit: Option<Limit>,
+    serial: Option<Limit>,
+    with_crc: Option<Limit>,
+    crc_alone: Option<Limit>,
+}
+
+impl BackendLimits {
+    /// The most whole pages that fold their checksum into the cipher loop
+    /// can reach against the bare cipher.
+    fn fused_share(&self) -> Option<f64> {
+        Some(self.limit?.share(self.with_crc?.bytes_per_sec))
+    }
+
+    /// The most whole pages that run the cipher and then the checksum can
+    /// reach against the bare cipher: each byte takes at least the time of
+    /// both bounds.
+    fn two_pass_share(&self) -> Option<f64> {
+        let (limit, crc) = (self.limit?.bytes_per_sec, self.crc_alone?.bytes_per_sec);
+        Some(1.0 / (1.0 + limit / crc))
+    }
 }
