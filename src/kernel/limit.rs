@@ -17,8 +17,8 @@
 //! its rounds (two carry-less multiplies and two XORs, as the kernel folds a
 //! page's checksum): the bound of a loop that checksums what it encrypts or
 //! decrypts, whole pages' fused paths. Where AES and carry-less multiply
-//! share execution pipes, it is well below [`aes_limit`], and no fused page
-//! path can come closer to the bare cipher than their ratio.
+//! share execution pipes, it is well below [`aes_limit`]: a fused page path
+//! runs at most at that rate, whatever the bare cipher reaches.
 //! [`crc_fold_limit`] is the folds alone: the bound of a checksum computed
 //! in a pass of its own after the cipher.
 //!
@@ -114,9 +114,9 @@ pub fn aes_limit(backend: Backend) -> Option<Limit> {
 /// CRC folding of every block: the chains of [`aes_limit`], each block's
 /// rounds followed by a fold of it into an accumulator of its own (two
 /// carry-less multiplies at the backend's width and two XORs). The bound
-/// of a page path that folds the checksum into the cipher loop; its ratio
-/// to [`aes_limit`] is the best such a path can reach against the bare
-/// cipher on this core. `None` for backends without carry-less multiply
+/// of a page path that folds the checksum into the cipher loop: its ratio
+/// to [`aes_limit`] is the most such a path can reach against a bare
+/// cipher that runs at the AES limit on this core. `None` for backends without carry-less multiply
 /// (the software backend computes checksums with `crc32fast`), as for
 /// [`aes_limit`] otherwise.
 ///

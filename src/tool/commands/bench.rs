@@ -153,7 +153,7 @@ pub fn run(ctx: Ctx, args: &BenchArgs) -> Status {
             "AES limit of this core, one thread (AES-128 equivalent: independent chains of AES rounds at the backend's width; latency: one chain; with CRC: each block also folded into a CRC; CRC: the folds alone)",
         );
         out(
-            "Whole pages checksum what they cipher: against the bare cipher they reach at most the fused share (with CRC / limit) or the two-pass share (1 / (1 + limit / CRC))",
+            "Whole pages checksum what they cipher: against a bare cipher at the AES limit they reach at most the fused share (with CRC / limit) or the two-pass share (1 / (1 + limit / CRC))",
         );
         out(format!(
             "{:<9} {:>11} {:>13} {:>14} {:>9} {:>7} {:>9}",
@@ -336,14 +336,14 @@ struct BackendLimits {
 
 impl BackendLimits {
     /// The most whole pages that fold their checksum into the cipher loop
-    /// can reach against the bare cipher.
+    /// can reach against a bare cipher at the AES limit.
     fn fused_share(&self) -> Option<f64> {
         Some(self.limit?.share(self.with_crc?.bytes_per_sec))
     }
 
     /// The most whole pages that run the cipher and then the checksum can
-    /// reach against the bare cipher: each byte takes at least the time of
-    /// both bounds.
+    /// reach against a bare cipher at the AES limit: each byte takes at
+    /// least the time of both bounds.
     fn two_pass_share(&self) -> Option<f64> {
         let (limit, crc) = (self.limit?.bytes_per_sec, self.crc_alone?.bytes_per_sec);
         Some(1.0 / (1.0 + limit / crc))
