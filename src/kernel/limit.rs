@@ -92,22 +92,7 @@ impl Limit {
 ///
 /// Takes some tens of milliseconds.
 pub fn aes_limit(backend: Backend) -> Option<Limit> {
-    let rounds = Rounds::of(backend)?;
-    let mut best: Option<Limit> = None;
-    for &chains in rounds.chain_counts().iter().filter(|&&c| c > 1) {
-        let Some(bytes_per_sec) = rate(rounds, chains, Work::Aes) else {
-            continue;
-        };
-        if best.is_none_or(|b| bytes_per_sec > b.bytes_per_sec) {
-            best = Some(Limit {
-                backend,
-                bytes_per_sec,
-                chains,
-                lanes: rounds.lanes(),
-            });
-        }
-    }
-    best
+    best_of_chains(backend, Work::Aes)
 }
 
 /// The throughput limit of `backend`'s AES instructions together with the
@@ -116,9 +101,9 @@ pub fn aes_limit(backend: Backend) -> Option<Limit> {
 /// carry-less multiplies at the backend's width and two XORs). The bound
 /// of a page path that folds the checksum into the cipher loop: its ratio
 /// to [`aes_limit`] is the most such a path can reach against a bare
-/// cipher that runs at the AES limit on this core. `None` for backends without carry-less multiply
-/// (the software backend computes checksums with `crc32fast`), as for
-/// [`aes_limit`] otherwise.
+/// cipher that runs at the AES limit on this core. `None` for backends
+/// without carry-less multiply (the software backend computes checksums
+/// with `crc32fast`), as for [`aes_limit`] otherwise.
 ///
 /// Takes some tens of milliseconds.
 pub fn aes_crc_limit(backend: Backend) -> Option<Limit> {
@@ -137,12 +122,10 @@ pub fn crc_fold_limit(backend: Backend) -> Option<Limit> {
     best_of_chains(backend, Work::Crc)
 }
 
-/// The best rate over the backend's chain counts (more than one chain).
+/// The best rate over the backend's chain counts (more than one chain);
+/// `None` where the CPU cannot run `work` (`Rounds::time` says so).
 fn best_of_chains(backend: Backend, work: Work) -> Option<Limit> {
     let rounds = Rounds::of(backend)?;
-    if work != Work::Aes && !rounds.has_clmul() {
-        return None;
-    }
     let mut best: Option<Limit> = None;
     for &chains in rounds.chain_counts().iter().filter(|&&c| c > 1) {
         let Some(bytes_per_sec) = rate(rounds, chains, work) else {
@@ -214,17 +197,6 @@ impl Rounds {
             Rounds::X86(width) => width.is_detected(),
             #[cfg(all(target_arch = "aarch64", not(miri)))]
             Rounds::Armv8 => limit_aarch64::is_detected(),
-        }
-    }
-
-    /// Whether the CRC folds can run beside the rounds.
-    fn has_clmul(self) -> bool {
-        match self {
-            Rounds::Soft => false,
-            #[cfg(all(target_arch = "x86_64", not(miri)))]
-            Rounds::X86(width) => width.has_clmul(),
-            #[cfg(all(target_arch = "aarch64", not(miri)))]
-            Rounds::Armv8 => limit_aarch64::has_pmull(),
         }
     }
 

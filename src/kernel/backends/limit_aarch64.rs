@@ -26,7 +26,7 @@ pub(crate) fn is_detected() -> bool {
 }
 
 /// Whether this CPU also has `PMULL` on 64-bit lanes.
-pub(crate) fn has_pmull() -> bool {
+fn has_pmull() -> bool {
     is_detected() && std::arch::is_aarch64_feature_detected!("pmull")
 }
 

@@ -54,7 +54,7 @@ impl Width {
     }
 
     /// Whether this CPU also has the carry-less multiply of this width.
-    pub(crate) fn has_clmul(self) -> bool {
+    fn has_clmul(self) -> bool {
         self.is_detected()
             && match self {
                 Width::Xmm => is_x86_feature_detected!("pclmulqdq"),
