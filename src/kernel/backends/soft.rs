@@ -203,7 +203,7 @@ fn group_len(width: usize) -> usize {
 /// Runs `f` with one key size's backend, in a function of its own. With all
 /// three key sizes' loops in one function, LLVM kept the fixsliced S-box out
 /// of line (18 calls per buffer) and CBC decryption ran at 0.70× RustCrypto's
-/// `cbc` on the same cipher (0.90× apart, with [`decrypt_blocks`]).
+/// `cbc` on the same cipher (1.0× apart, with [`decrypt_blocks`]).
 #[inline(never)]
 fn encrypt_with<C, F>(cipher: &C, f: F)
 where
@@ -326,8 +326,8 @@ impl<B: BlockCipherEncBackend<BlockSize = U16>, const N: usize> LaneKernel<N>
 /// once for the modes' groups, make the calls hot enough in LLVM's static
 /// estimate for the first S-box of each block to be inlined too. While CTR,
 /// ECB and the lanes each called the rounds, they stayed out of line: CTR at
-/// 0.80× RustCrypto's `ctr`, batch CBC at 3.8× its `cbc` (0.96× and 4.7×
-/// now, Zen 3, `--cfg aes_backend="soft"`).
+/// 0.80× RustCrypto's `ctr`, batch CBC at 3.8× its `cbc` (about 0.9× and
+/// 4.7× now, Zen 3, `--cfg aes_backend="soft"`).
 #[inline(never)]
 fn encrypt_blocks<B: BlockCipherEncBackend<BlockSize = U16>>(backend: &B, blocks: &mut [Block]) {
     for group in blocks.chunks_mut(GROUP) {
@@ -347,10 +347,18 @@ fn decrypt_blocks<B: BlockCipherDecBackend<BlockSize = U16>>(backend: &B, blocks
         for chunk in group.chunks_mut(B::ParBlocksSize::USIZE) {
             match ParBlocks::<B>::slice_as_mut_array(chunk) {
                 Some(par) => backend.decrypt_par_blocks_inplace(par),
-                None => backend.decrypt_tail_blocks_inplace(chunk),
+                None => decrypt_tail(backend, chunk),
             }
         }
     }
+}
+
+/// The blocks short of a parallel group, one at a time: out of line, so the
+/// one-block rounds stay out of [`decrypt_blocks`]' hot loop.
+#[cold]
+#[inline(never)]
+fn decrypt_tail<B: BlockCipherDecBackend<BlockSize = U16>>(backend: &B, blocks: &mut [Block]) {
+    backend.decrypt_tail_blocks_inplace(blocks)
 }
 
 pub(crate) fn cbc_encrypt_multi(keys: &Ciphers, jobs: &mut [Job<'_>]) {
