@@ -76,6 +76,16 @@ pub(crate) fn ecb_decrypt(keys: &Ciphers, io: InOut<'_>) {
     with_cipher!(keys, c => decrypt_with(c, OneBuffer::<Ecb>::new(&[0; 16], io)))
 }
 
+/// The output blocks of an [`InOut`], holding its input (copied there
+/// unless in place), for a mode that works in place.
+fn input_in_output<'a>(io: &'a mut InOut<'_>) -> &'a mut [Block] {
+    let (src, dst) = blocks(io);
+    if let Some(src) = src {
+        dst.copy_from_slice(src);
+    }
+    dst
+}
+
 fn xor(a: &Block, b: &Block) -> Block {
     Array::from_fn(|i| a[i] ^ b[i])
 }
@@ -107,21 +117,13 @@ enum Ctr {}
 
 impl BlockCipherEncClosure for OneBuffer<'_, '_, Ecb> {
     fn call<B: BlockCipherEncBackend<BlockSize = U16>>(mut self, backend: &B) {
-        let (src, dst) = blocks(&mut self.io);
-        if let Some(src) = src {
-            dst.copy_from_slice(src);
-        }
-        encrypt_blocks(backend, dst);
+        encrypt_blocks(backend, input_in_output(&mut self.io));
     }
 }
 
 impl BlockCipherDecClosure for OneBuffer<'_, '_, Ecb> {
     fn call<B: BlockCipherDecBackend<BlockSize = U16>>(mut self, backend: &B) {
-        let (src, dst) = blocks(&mut self.io);
-        if let Some(src) = src {
-            dst.copy_from_slice(src);
-        }
-        decrypt_blocks(backend, dst);
+        decrypt_blocks(backend, input_in_output(&mut self.io));
     }
 }
 
