@@ -15,6 +15,7 @@ use aes::cipher::typenum::Unsigned;
 use aes::cipher::{
     BlockCipherDecBackend, BlockCipherDecClosure, BlockCipherDecrypt, BlockCipherEncBackend,
     BlockCipherEncClosure, BlockCipherEncrypt, BlockSizeUser, KeyInit, ParBlocks,
+    ParBlocksSizeUser,
 };
 use aes::{Aes128, Aes192, Aes256};
 
@@ -68,6 +69,8 @@ fn blocks<'a>(io: &'a mut InOut<'_>) -> (Option<&'a [Block]>, &'a mut [Block]) {
     (src, dst)
 }
 
+/// ECB runs through the one-buffer closures, which carry an IV it ignores,
+/// so that its parallel calls go through [`encrypt_blocks`] too.
 pub(crate) fn ecb_encrypt(keys: &Ciphers, io: InOut<'_>) {
     with_cipher!(keys, c => encrypt_with(c, OneBuffer::<Ecb>::new(&[0; 16], io)))
 }
@@ -150,9 +153,7 @@ impl BlockCipherDecClosure for OneBuffer<'_, '_, CbcDecrypt> {
             let end = dst.len().min(start + group);
             let n = end - start;
             plain[..n].copy_from_slice(src.map_or(&dst[start..end], |s| &s[start..end]));
-            // Whole parallel groups only: the blocks past `n` are stale and
-            // their output is dropped, cheaper than the one-block path.
-            let whole = n.next_multiple_of(B::ParBlocksSize::USIZE).min(group);
+            let whole = whole_groups::<B>(n, group);
             decrypt_blocks(backend, &mut plain[..whole]);
             for i in 0..n {
                 // Read the ciphertext before writing: in place, they share.
@@ -172,9 +173,7 @@ impl BlockCipherEncClosure for OneBuffer<'_, '_, Ctr> {
         let mut keystream = [Block::default(); GROUP];
         for start in (0..dst.len()).step_by(group) {
             let n = group.min(dst.len() - start);
-            // Whole parallel groups, as in CBC decryption: the counters past
-            // `n` are computed and dropped.
-            let whole = n.next_multiple_of(B::ParBlocksSize::USIZE).min(group);
+            let whole = whole_groups::<B>(n, group);
             let mut next = counter;
             for block in &mut keystream[..whole] {
                 *block = Block::from(next.to_be_bytes());
@@ -200,6 +199,15 @@ fn group_len(width: usize) -> usize {
     } else {
         GROUP / width * width
     }
+}
+
+/// `n` blocks of a buffer of `group` rounded up to whole parallel groups of
+/// `B`, where the buffer has room: the blocks past `n` (stale ciphertext,
+/// spare counters) are ciphered and dropped, cheaper than the one-block
+/// path.
+fn whole_groups<B: ParBlocksSizeUser>(n: usize, group: usize) -> usize {
+    let whole = n.next_multiple_of(B::ParBlocksSize::USIZE);
+    if whole <= group { whole } else { n }
 }
 
 /// Runs `f` with one key size's backend, in a function of its own. With all
@@ -356,7 +364,8 @@ fn decrypt_blocks<B: BlockCipherDecBackend<BlockSize = U16>>(backend: &B, blocks
 }
 
 /// The blocks short of a parallel group, one at a time: out of line, so the
-/// one-block rounds stay out of [`decrypt_blocks`]' hot loop.
+/// one-block rounds stay out of [`decrypt_blocks`]' hot loop. (Encryption
+/// keeps its tail inline: out of line measured no faster there.)
 #[cold]
 #[inline(never)]
 fn decrypt_tail<B: BlockCipherDecBackend<BlockSize = U16>>(backend: &B, blocks: &mut [Block]) {
