@@ -64,6 +64,14 @@ pub(crate) trait Simd {
     /// measured it faster (see the ARMv8 backend).
     const CTR_STORES_LAST: bool = false;
 
+    /// Called after each AES round of `N` registers, so that a backend
+    /// can hold their rounds in step (the x86 backends' `in_step!`);
+    /// nothing by default.
+    #[inline(always)]
+    unsafe fn in_step<const N: usize>(x: &mut [Self::Reg; N]) {
+        let _ = x;
+    }
+
     /// `a ^ b ^ c`; a backend with a three-way XOR overrides it.
     #[inline(always)]
     unsafe fn xor3(a: Self::Reg, b: Self::Reg, c: Self::Reg) -> Self::Reg {
@@ -114,6 +122,7 @@ pub(crate) trait Simd {
                 for b in x.iter_mut() {
                     *b = Self::enc_round(*b, *key);
                 }
+                Self::in_step(x);
             }
             for b in x.iter_mut() {
                 *b = Self::enc_last(*b, k[NR]);
@@ -136,6 +145,7 @@ pub(crate) trait Simd {
                 for b in x.iter_mut() {
                     *b = Self::dec_round(*b, *key);
                 }
+                Self::in_step(x);
             }
             for b in x.iter_mut() {
                 *b = Self::dec_last(*b, k[NR]);

@@ -21,6 +21,12 @@ impl Simd for AesNi {
     type Narrow = AesNi;
 
     #[inline(always)]
+    unsafe fn in_step<const N: usize>(x: &mut [__m128i; N]) {
+        const { assert!(N <= 8, "in_step! holds up to 8 registers") };
+        super::x86::in_step!(xmm_reg, x);
+    }
+
+    #[inline(always)]
     unsafe fn zero() -> __m128i {
         // SAFETY: SSE2 is part of x86-64.
         unsafe { _mm_setzero_si128() }

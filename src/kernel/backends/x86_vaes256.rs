@@ -22,6 +22,15 @@ impl Simd for Vaes256 {
     const KEEP_CIPHERTEXT: bool = true;
     type Narrow = AesNi;
 
+    /// `ymm_reg` operands need AVX in the function that holds them; it
+    /// inlines into every entry, which has it.
+    #[inline]
+    #[target_feature(enable = "avx")]
+    unsafe fn in_step<const N: usize>(x: &mut [__m256i; N]) {
+        const { assert!(N <= 8, "in_step! holds up to 8 registers") };
+        super::x86::in_step!(ymm_reg, x);
+    }
+
     #[inline(always)]
     unsafe fn zero() -> __m256i {
         // SAFETY: the caller is in the target features (AVX).
