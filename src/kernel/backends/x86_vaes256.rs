@@ -19,7 +19,6 @@ pub(crate) struct Vaes256;
 impl Simd for Vaes256 {
     type Reg = __m256i;
     const BLOCKS: usize = 2;
-    const KEEP_CIPHERTEXT: bool = true;
     type Narrow = AesNi;
 
     /// `ymm_reg` operands need AVX in the function that holds them; it
