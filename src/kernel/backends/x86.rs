@@ -304,8 +304,8 @@ fn inv_mix_columns(block: &mut [u8; 16]) {
 /// sample): VAES-256 CBC decryption of a page 1.10×, CTR 1.12-1.17×, CBC
 /// encryption of a batch of 64 pages 1.2-1.4×; AES-NI CBC decryption
 /// 1.15-1.22×, CTR 1.11×. Miri runs no `asm!`; nothing is held there.
-/// The backends with 32 registers (VAES-512, ARMv8) keep the rounds in
-/// step without it.
+/// VAES-512 (32 registers) does not use it: LLVM already emits its rounds
+/// round by round.
 macro_rules! in_step {
     ($class:ident, $x:expr) => {{
         let x = $x;
