@@ -300,15 +300,13 @@ fn inv_mix_columns(block: &mut [u8; 16]) {
 /// one after the other: eight chains of ten dependent instructions, which
 /// the core's out-of-order window cannot all see at once. In step, the
 /// round keys are reloaded from memory instead, as operands of the AES
-/// instructions. On Zen 3, AES-128, pinned A/B (median and fastest
-/// sample): VAES-256 CBC decryption of a page 1.10×, CTR 1.12-1.17×, CBC
-/// encryption of a batch of 64 pages 1.2-1.4×; AES-NI CBC decryption
-/// 1.15-1.22×, CTR 1.11×. Miri runs no `asm!`; nothing is held there.
-/// VAES-512 (32 registers) does not use it: LLVM already emits its rounds
-/// round by round.
+/// instructions (on Zen 3 1.1-1.4× as fast; CHANGELOG has the figures).
+/// Miri runs no `asm!`; nothing is held there. VAES-512 (32 registers)
+/// does not use it: LLVM already emits its rounds round by round.
 macro_rules! in_step {
     ($class:ident, $x:expr) => {{
         let x = $x;
+        $crate::kernel::backends::x86::at_most_eight(x);
         #[cfg(miri)]
         let _ = x;
         // SAFETY: the template is empty: no instruction, no memory, no
@@ -324,14 +322,20 @@ macro_rules! in_step {
                 [a, b, c, d, e, f] => hold!($class: a b c d e f),
                 [a, b, c, d, e, f, g] => hold!($class: a b c d e f g),
                 [a, b, c, d, e, f, g, h] => hold!($class: a b c d e f g h),
-                // One register has nothing to keep in step with (the
-                // backends assert at most eight).
+                // One register has nothing to keep in step with.
                 _ => {}
             }
         }
     }};
 }
 pub(crate) use in_step;
+
+/// [`in_step`] takes at most eight registers (groups and lanes have no
+/// more): checked when it is compiled.
+#[inline(always)]
+pub(crate) fn at_most_eight<T, const N: usize>(_: &[T; N]) {
+    const { assert!(N <= 8, "in_step! holds up to 8 registers") };
+}
 
 /// The empty `asm!` of [`in_step`]: the template names every operand (in a
 /// `/* */` comment) and emits nothing.
