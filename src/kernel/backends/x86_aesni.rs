@@ -110,6 +110,14 @@ impl Simd for AesNi {
         }
     }
 
+    const CTR_BYTE_ADDS: bool = true;
+
+    #[inline(always)]
+    unsafe fn add_last_byte(x: __m128i, n: u8) -> __m128i {
+        // SAFETY: SSE2 is part of x86-64.
+        unsafe { _mm_add_epi8(x, _mm_set_epi32(i32::from(n) << 24, 0, 0, 0)) }
+    }
+
     #[inline(always)]
     unsafe fn gather(ptr: impl Fn(usize) -> *const u8) -> __m128i {
         // SAFETY: the caller's contract.

@@ -122,6 +122,15 @@ impl Simd for Vaes256 {
         }
     }
 
+    const CTR_BYTE_ADDS: bool = true;
+
+    #[inline(always)]
+    unsafe fn add_last_byte(x: __m256i, n: u8) -> __m256i {
+        let n = i32::from(n) << 24;
+        // SAFETY: the caller is in the target features (AVX2).
+        unsafe { _mm256_add_epi8(x, _mm256_set_epi32(n, 0, 0, 0, n, 0, 0, 0)) }
+    }
+
     #[inline(always)]
     unsafe fn gather(ptr: impl Fn(usize) -> *const u8) -> __m256i {
         // SAFETY: the caller's contract.
