@@ -775,7 +775,7 @@ impl Ctr {
 }
 
 impl<const NR: usize> Parallel<NR> for Ctr {
-    /// Returns the counters after a full group.
+    /// Returns the carry of the group after a full one.
     #[inline(always)]
     unsafe fn group<C: Simd, const W: usize>(
         &self,
@@ -786,35 +786,31 @@ impl<const NR: usize> Parallel<NR> for Ctr {
         unsafe {
             let first = self.counter + span.at as u128;
             let blocks = W * C::BLOCKS;
-            // Blocks from `first` on before the counter's last byte wraps.
-            let room = 256 - usize::from(first as u8);
             let mut x = [C::zero(); W];
-            let next = if C::CTR_BYTE_ADDS && blocks <= room {
-                for (g, x) in x.iter_mut().enumerate() {
-                    *x = C::add_last_byte(carry, (g * C::BLOCKS) as u8);
+            let next = if C::CTR_BYTE_ADDS {
+                // Blocks from `first` on before the last byte wraps: within
+                // them the counter blocks are the carry plus a last byte.
+                let room = 256 - usize::from(first as u8);
+                if blocks <= room {
+                    for (g, x) in x.iter_mut().enumerate() {
+                        *x = C::add_last_byte(carry, (g * C::BLOCKS) as u8);
+                    }
+                } else {
+                    let base = C::counters(first);
+                    for (g, x) in x.iter_mut().enumerate() {
+                        *x = C::group_counters(base, first, g);
+                    }
                 }
-                // The next group's first register, if its blocks do not
-                // wrap either.
                 if blocks + C::BLOCKS <= room {
                     C::add_last_byte(carry, blocks as u8)
                 } else {
                     Ctr::carry::<C>(first.wrapping_add(blocks as u128))
                 }
             } else {
-                let base = if C::CTR_BYTE_ADDS {
-                    C::counters(first)
-                } else {
-                    carry
-                };
                 for (g, x) in x.iter_mut().enumerate() {
-                    *x = C::group_counters(base, first, g);
+                    *x = C::group_counters(carry, first, g);
                 }
-                let next = C::add_counter(base, blocks as u64);
-                if C::CTR_BYTE_ADDS {
-                    C::counter_blocks(next)
-                } else {
-                    next
-                }
+                C::add_counter(carry, blocks as u64)
             };
             C::encrypt::<NR, W>(&span.buf.k, &mut x);
             for (g, x) in x.iter_mut().enumerate().take(span.regs) {
