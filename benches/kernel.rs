@@ -1,7 +1,9 @@
 //! The kernel beside RustCrypto (`aes` 0.9 + `cbc`/`ctr`) on the same data in
 //! the same run, for every backend this CPU supports: one 8172-byte Aria
 //! page body (CBC encrypt, CBC decrypt, CTR), CBC encryption of batches of
-//! 8-64 pages at an 8192-byte stride as in a buffer pool, and one block.
+//! 8-64 pages at an 8192-byte stride as in a buffer pool (and 64 at 8208
+//! bytes, frames with a little metadata, a stride that defeats a fixed lane
+//! stagger), and one block.
 //!
 //! `cargo bench --bench kernel` prints criterion's report, the AES limit of
 //! this core for every backend (`kernel::aes_limit`, measured before and
@@ -28,7 +30,14 @@ use support::{Bound, Limits, Row};
 const PAGE_BODY: usize = 8172;
 /// Buffer-pool stride between pages.
 const STRIDE: usize = 8192;
-const BATCHES: [usize; 4] = [8, 16, 32, 64];
+/// Batches: pages, and the stride between them.
+const BATCHES: [(usize, usize); 5] = [
+    (8, STRIDE),
+    (16, STRIDE),
+    (32, STRIDE),
+    (64, STRIDE),
+    (64, STRIDE + 16),
+];
 const KEY: [u8; 16] = [0x42; 16];
 const BASELINE: &str = "rustcrypto";
 
@@ -130,25 +139,29 @@ fn single_page(c: &mut Criterion, rows: &mut Vec<Row>) {
 }
 
 /// `pages` page bodies at a buffer-pool stride: (page number, body range).
-fn pool(pages: usize) -> Vec<u8> {
-    vec![0x3cu8; pages * STRIDE]
+fn pool(pages: usize, stride: usize) -> Vec<u8> {
+    vec![0x3cu8; pages * stride]
 }
 
-fn bodies(pool: &mut [u8]) -> impl Iterator<Item = &mut [u8]> {
-    pool.chunks_exact_mut(STRIDE)
+fn bodies(pool: &mut [u8], stride: usize) -> impl Iterator<Item = &mut [u8]> {
+    pool.chunks_exact_mut(stride)
         .map(|page| &mut page[16..16 + PAGE_BODY])
 }
 
 fn batch_cbc(c: &mut Criterion, rows: &mut Vec<Row>) {
     let rc = aes::Aes128::new(&KEY.into());
-    for pages in BATCHES {
-        let name = format!("batch{pages}_cbc_encrypt");
+    for (pages, stride) in BATCHES {
+        let name = if stride == STRIDE {
+            format!("batch{pages}_cbc_encrypt")
+        } else {
+            format!("batch{pages}_cbc_encrypt_stride{stride}")
+        };
         let mut group = c.benchmark_group(&name);
         group.throughput(Throughput::Bytes((pages * PAGE_BODY) as u64));
-        let mut buffers = pool(pages);
+        let mut buffers = pool(pages, stride);
         group.bench_function(BASELINE, |b| {
             b.iter(|| {
-                for (n, body) in bodies(black_box(&mut buffers)).enumerate() {
+                for (n, body) in bodies(black_box(&mut buffers), stride).enumerate() {
                     rustcrypto_cbc_encrypt(&rc, &page_iv(n), body);
                 }
             })
@@ -161,7 +174,7 @@ fn batch_cbc(c: &mut Criterion, rows: &mut Vec<Row>) {
                 &pages,
                 |b, _| {
                     b.iter(|| {
-                        let mut jobs: Vec<Job> = bodies(black_box(&mut buffers))
+                        let mut jobs: Vec<Job> = bodies(black_box(&mut buffers), stride)
                             .enumerate()
                             .map(|(n, body)| Job::in_place(page_iv(n), body))
                             .collect();
