@@ -138,11 +138,12 @@ fn single_page(c: &mut Criterion, rows: &mut Vec<Row>) {
     }
 }
 
-/// `pages` page bodies at a buffer-pool stride: (page number, body range).
+/// A pool of `pages` pages, `stride` bytes apart.
 fn pool(pages: usize, stride: usize) -> Vec<u8> {
     vec![0x3cu8; pages * stride]
 }
 
+/// The page bodies of a pool.
 fn bodies(pool: &mut [u8], stride: usize) -> impl Iterator<Item = &mut [u8]> {
     pool.chunks_exact_mut(stride)
         .map(|page| &mut page[16..16 + PAGE_BODY])

@@ -13,11 +13,11 @@
 //! stride (a buffer pool) would otherwise put every lane's current block at
 //! the same address modulo 4 KiB, where loads wait on unrelated stores and
 //! all lanes compete for one set of the L1 cache; a small offset between
-//! lanes spreads them. A stride can also cancel the offset (pages 4 KiB +
-//! 16 bytes apart with a stagger of one block: 16 VAES-512 lanes then run
-//! at a quarter of the speed), so the stagger is checked against the first
-//! lanes' addresses and another one taken where it crowds them
-//! ([`spread_stagger`]). Since equal pages then finish
+//! lanes spreads them. A stride can also cancel the offset (pages 16 bytes
+//! past a multiple of 4 KiB apart with a stagger of one block: 16 VAES-512
+//! lanes then run at a quarter of the speed), so the stagger is checked
+//! against the first lanes' addresses and another one taken where it
+//! crowds them ([`spread_stagger`]). Since equal pages then finish
 //! one step apart, a lane changes jobs in almost every step of a
 //! changeover, so the scheduler does as little as it can between runs: a
 //! backend does not leave its loop, and only the lanes that changed are
