@@ -60,8 +60,11 @@ build() {
     for exe in $exes; do
         cp -f "$exe" "$dir/"
     done
-    (cd "$root" && cargo build --release --bin aria-crypt)
-    cp -f "$root/target/release/aria-crypt" "$dir/"
+    local bin
+    bin=$(cd "$root" && cargo build --release --bin aria-crypt --message-format=json-render-diagnostics |
+        jq -r 'select(.reason == "compiler-artifact" and .target.name == "aria-crypt" and .executable != null) | .executable')
+    [[ -n $bin ]] || die "cargo build produced no aria-crypt"
+    cp -f "$bin" "$dir/"
     git -C "$root" rev-parse HEAD >"$dir/COMMIT"
     git -C "$root" status --porcelain | grep -q . && echo "dirty" >>"$dir/COMMIT"
     ls -l "$dir" >&2
