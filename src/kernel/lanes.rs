@@ -104,9 +104,9 @@ impl<'s, 'j, 'b, const N: usize, const CRC: bool> Lanes<'s, 'j, 'b, N, CRC> {
         u64::MAX >> (64 - N)
     };
 
-    /// Lanes for `jobs`, lane `i` starting `i * stagger` steps late.
-    /// `stagger` is the backend's; [`spread_stagger`] may take another.
-    pub(crate) fn new(jobs: &'j mut [Job<'b>], stagger: usize, scratch: &'s mut Scratch) -> Self {
+    /// Lanes for `jobs`, lane `i` starting `i * stagger.steps` steps late,
+    /// or another stagger where that one crowds them ([`spread_stagger`]).
+    pub(crate) fn new(jobs: &'j mut [Job<'b>], stagger: Stagger, scratch: &'s mut Scratch) -> Self {
         let stagger = spread_stagger::<N>(jobs, stagger);
         let mut lanes = Lanes {
             cursors: Cursors::new(jobs, scratch),
@@ -244,24 +244,52 @@ impl<'s, 'j, 'b, const N: usize, const CRC: bool> Lanes<'s, 'j, 'b, N, CRC> {
     }
 }
 
-/// Most lines the lanes' current blocks may take in one set of the L1
-/// cache (one 64-byte line modulo 4 KiB) before another stagger is tried:
-/// the ways of the smallest L1 the backends meet (8 on AMD Zen 3; Intel's
-/// have 12). Measured on an Intel core: 8 AES-NI lanes in one set run as
-/// fast as spread ones, 16 VAES-512 lanes at a quarter of the speed.
-const CROWD: usize = 8;
+/// How a backend's lanes start: `steps` steps apart, unless the lanes'
+/// current blocks then take more than `crowd` lines of one set of the L1
+/// cache (one 64-byte line modulo 4 KiB) and [`spread_stagger`] takes
+/// another stagger.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Stagger {
+    pub(crate) steps: usize,
+    pub(crate) crowd: usize,
+}
+
+impl Stagger {
+    /// Lanes in SIMD registers, which load and store every lane's block
+    /// within a few cycles of each other: `steps` apart, and at most 8
+    /// lines in a set, the ways of the smallest L1 the backends meet (AMD
+    /// Zen 3; Intel's have 12). Measured on an Intel core: 8 AES-NI lanes
+    /// in one set run as fast as spread ones, 16 VAES-512 lanes at a
+    /// quarter of the speed.
+    pub(crate) const fn vector(steps: usize) -> Stagger {
+        Stagger { steps, crowd: 8 }
+    }
+
+    /// The software backend's lanes: a block array that the `aes` crate
+    /// encrypts whole between the loads and the stores, so lanes in one
+    /// set cost little until they far exceed its ways. No stagger (no
+    /// ramp), and 16 lines in a set. Measured on an Intel core (64 lanes
+    /// of the crate's VAES-512 code, pages at the 8192 stride): a stagger
+    /// of one step made 16 jobs 3% slower (its ramp), 32 jobs 8% faster
+    /// and 64 jobs 1.65 times as fast.
+    pub(crate) const SOFTWARE: Stagger = Stagger {
+        steps: 0,
+        crowd: 16,
+    };
+}
+
 /// The staggers tried, in this order, when the backend's crowds the lanes.
 const STAGGERS: [usize; 5] = [1, 2, 3, 5, 7];
 
-/// The stagger for `jobs` in `N` lanes: `preferred` unless the first `N`
-/// jobs' current blocks then take more than [`CROWD`] lines of one L1 set
-/// (their input and, out of place, their output), else the first of
-/// [`STAGGERS`] that crowds them least. Lane `i` takes the `i`-th job with
-/// data and starts `i * stagger` steps late, so its block at any step lies
-/// `16 * stagger * i` bytes before where the first lane's would in the
-/// same buffer; jobs laid out alike keep that pattern when lanes take the
-/// next ones.
-fn spread_stagger<const N: usize>(jobs: &[Job<'_>], preferred: usize) -> usize {
+/// The stagger for `jobs` in `N` lanes: `backend.steps` unless the first
+/// `N` jobs' current blocks then take more than `backend.crowd` lines of
+/// one L1 set (their input and, out of place, their output), else the
+/// first of [`STAGGERS`] that crowds them least. Lane `i` takes the `i`-th
+/// job with data and starts `i * stagger` steps late, so its block at any
+/// step lies `16 * stagger * i` bytes before where the first lane's would
+/// in the same buffer; jobs laid out alike keep that pattern when lanes
+/// take the next ones.
+fn spread_stagger<const N: usize>(jobs: &[Job<'_>], backend: Stagger) -> usize {
     let crowd = |stagger: usize| {
         let mut per_set = [0u8; 64];
         let mut most = 0;
@@ -278,13 +306,13 @@ fn spread_stagger<const N: usize>(jobs: &[Job<'_>], preferred: usize) -> usize {
         }
         most
     };
-    if crowd(preferred) <= CROWD {
-        return preferred;
+    if crowd(backend.steps) <= backend.crowd {
+        return backend.steps;
     }
     STAGGERS
         .into_iter()
         .min_by_key(|&stagger| crowd(stagger))
-        .unwrap_or(preferred)
+        .unwrap_or(backend.steps)
 }
 
 /// The lanes whose bits are set in `mask`, lowest first.
@@ -374,7 +402,7 @@ mod tests {
         per_set.into_iter().max().unwrap_or(0)
     }
 
-    fn check_strides<const N: usize>(in_place: bool) {
+    fn check_strides<const N: usize>(in_place: bool, backend: Stagger) {
         // Buffer-pool frames, some with a few bytes of metadata that
         // cancel a stagger of one block (4 KiB + 16) or two (+ 32).
         for stride in [4096, 8192, 8208, 8224, 8256, 12304, 16400, 8192 + 2048 + 16] {
@@ -393,7 +421,7 @@ mod tests {
                     }
                 })
                 .collect();
-            let stagger = spread_stagger::<N>(&jobs, 1);
+            let stagger = spread_stagger::<N>(&jobs, backend);
             drop(jobs);
             let pools: &[&[u8]] = if in_place {
                 &[&output]
@@ -401,13 +429,16 @@ mod tests {
                 &[&input, &output]
             };
             let crowd = lines_per_set::<N>(pools, stride, stagger);
-            let case = format!("{N} lanes, stride {stride}, in place {in_place}");
+            let case = format!("{N} lanes, stride {stride}, in place {in_place}, {backend:?}");
             assert!(
-                crowd <= CROWD,
+                crowd <= backend.crowd,
                 "{case}, stagger {stagger}: {crowd} lines in one L1 set"
             );
-            if lines_per_set::<N>(pools, stride, 1) <= CROWD {
-                assert_eq!(stagger, 1, "{case}: the backend's stagger was fine");
+            if lines_per_set::<N>(pools, stride, backend.steps) <= backend.crowd {
+                assert_eq!(
+                    stagger, backend.steps,
+                    "{case}: the backend's stagger was fine"
+                );
             }
         }
     }
@@ -416,10 +447,14 @@ mod tests {
     /// another one that spreads them; those that do not keep it.
     #[test]
     fn stagger_spreads_lanes_over_cache_sets() {
+        let soft = Stagger::SOFTWARE;
         for in_place in [true, false] {
-            check_strides::<8>(in_place);
-            check_strides::<16>(in_place);
-            check_strides::<32>(in_place);
+            for backend in [Stagger::vector(1), soft] {
+                check_strides::<8>(in_place, backend);
+                check_strides::<16>(in_place, backend);
+                check_strides::<32>(in_place, backend);
+            }
+            check_strides::<64>(in_place, soft);
         }
     }
 

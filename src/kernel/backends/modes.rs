@@ -1217,10 +1217,11 @@ macro_rules! entries {
             wide: impl FnOnce(&mut Lanes<'_, '_, '_, { $N2 }, CRC>),
         ) {
             let mut scratch = Scratch::new();
+            let stagger = $crate::kernel::lanes::Stagger::vector($stagger);
             if jobs.len() >= $min {
-                wide(&mut Lanes::new(jobs, $stagger, &mut scratch));
+                wide(&mut Lanes::new(jobs, stagger, &mut scratch));
             } else {
-                narrow(&mut Lanes::new(jobs, $stagger, &mut scratch));
+                narrow(&mut Lanes::new(jobs, stagger, &mut scratch));
             }
         }
 

@@ -19,7 +19,7 @@ use aes::cipher::{
 };
 use aes::{Aes128, Aes192, Aes256};
 
-use crate::kernel::lanes::{LaneKernel, Lanes, MAX_LANES, Run, Scratch};
+use crate::kernel::lanes::{LaneKernel, Lanes, MAX_LANES, Run, Scratch, Stagger};
 use crate::kernel::{InOut, Job};
 
 type Block = Array<u8, U16>;
@@ -279,7 +279,7 @@ fn lanes<B: BlockCipherEncBackend<BlockSize = U16>, const N: usize>(
     jobs: &mut [Job<'_>],
 ) {
     let mut scratch = Scratch::new();
-    let mut lanes = Lanes::<N, false>::new(jobs, 0, &mut scratch);
+    let mut lanes = Lanes::<N, false>::new(jobs, Stagger::SOFTWARE, &mut scratch);
     lanes.drive(&mut SoftLanes {
         backend,
         chain: [[0; 16]; N],
