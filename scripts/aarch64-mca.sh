@@ -2,10 +2,13 @@
 # A performance model of the ARMv8 backend's hot loops (no aarch64 hardware
 # needed): builds the library for aarch64 in release mode with `--emit asm`,
 # extracts the hot loop of CBC decryption, CTR and multi-buffer CBC
-# encryption, and has llvm-mca-22 schedule each one for several cores,
-# beside the same tool's figure for a loop of independent AESE+AESMC pairs
-# (the modelled AES limit of that core, from `kernel::aes_limit`'s own
-# aarch64 code).
+# encryption, and of the two that fold a page's CRC beside the cipher (CBC
+# decryption folding its output, multi-buffer CBC encryption folding its
+# input), and has llvm-mca-22 schedule each one for several cores, beside
+# the same tool's figure for a loop of independent AESE+AESMC pairs (the
+# modelled AES limit of that core, from `kernel::aes_limit`'s own aarch64
+# code) and, for the folding loops, that loop with a PMULL fold of every
+# block (`kernel::aes_crc_limit`'s).
 #
 #   scripts/aarch64-mca.sh            build, extract, model, print the table
 #   NO_BUILD=1 scripts/aarch64-mca.sh use the assembly of the last build
@@ -17,7 +20,8 @@
 # How loops are found, so that a rewrite of the kernel keeps working: the
 # assembly is split into functions by symbol (v0 mangling, demangled with
 # llvm-cxxfilt-22); a function belongs to a path when its name matches the
-# path's pattern (CBC_DECRYPT, CTR, MULTI: extended regular expressions)
+# path's pattern (CBC_DECRYPT, CTR, MULTI, CBC_DECRYPT_CRC, MULTI_CRC:
+# extended regular expressions)
 # and is kernel code that is not the software backend or the limit
 # benchmark. Where some matching functions carry the AES-128 round count
 # as a const generic (`::<10>`, `<.., 10>`), only those count. A loop is a
@@ -38,6 +42,10 @@ CTR=${CTR:-'(^|[^a-z_])ctr'}
 # The lane driver's loop is `run_lanes` since the kernel's modes are
 # written once (kernel/backends/modes.rs); `multi` before.
 MULTI=${MULTI:-'run_lanes($|[^_])|multi'}
+# CBC decryption with its output's CRC folded in: `with_output_crc` with
+# CTR false; the lanes that fold their input's CRC: `run_lanes_crc`.
+CBC_DECRYPT_CRC=${CBC_DECRYPT_CRC:-'with_output_crc::<[0-9]+, false>'}
+MULTI_CRC=${MULTI_CRC:-'run_lanes_crc'}
 TARGET=aarch64-unknown-linux-gnu
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target/aarch64-mca}
 
@@ -75,12 +83,12 @@ else
     trap 'rm -rf "$WORK"' EXIT
 fi
 
-python3 - "$ASM" "$WORK" "$ITERATIONS" "$CBC_DECRYPT" "$CTR" "$MULTI" $CPUS <<'EOF'
+python3 - "$ASM" "$WORK" "$ITERATIONS" "$CBC_DECRYPT" "$CTR" "$MULTI" "$CBC_DECRYPT_CRC" "$MULTI_CRC" $CPUS <<'EOF'
 import re
 import subprocess
 import sys
 
-asm, work, iterations, cbc_decrypt, ctr, multi, *cpus = sys.argv[1:]
+asm, work, iterations, cbc_decrypt, ctr, multi, cbc_decrypt_crc, multi_crc, *cpus = sys.argv[1:]
 ROUNDS = 10  # AES-128
 AES = re.compile(r"\s+aes[ed]\s")
 INSN = re.compile(r"^\s+[a-z]")
@@ -156,11 +164,13 @@ def hot_loop(pattern, eor3):
     return best
 
 
-def limit_loops():
+def limit_loops(crc):
     """The limit benchmark's chains (N > 1) where the compiler unrolled a
-    whole block's rounds into one loop: N × 10 AESE."""
+    whole block's rounds into one loop: N × 10 AESE; with `crc`, those that
+    also fold every block into a CRC accumulator."""
+    kind = ", true, true>" if crc else ", true, false>"
     for name, (_, lines) in zip(demangled, functions):
-        m = re.search(r"limit_aarch64::neon::<(\d+)(, true, false)?>", name)
+        m = re.search(r"limit_aarch64::neon::<(\d+)" + kind, name)
         if m and int(m.group(1)) > 1:
             for body, aes in loops(lines):
                 if aes == int(m.group(1)) * ROUNDS:
@@ -183,53 +193,86 @@ def mca(cpu, body, tag):
     return cycles / int(iterations)
 
 
-# The entries with EOR3 (CPUs with the SHA-3 extension) differ from the
-# others in CBC decryption and CTR only.
+# The entries with EOR3 (CPUs with the SHA-3 extension; they run there)
+# and those without. The last field: whether the loop folds a CRC, so that
+# its bound is the limit with CRC folds.
 paths = [
-    ("CBC decrypt", cbc_decrypt, False),
-    ("CBC decrypt, EOR3", cbc_decrypt, True),
-    ("CTR", ctr, False),
-    ("CTR, EOR3", ctr, True),
-    ("multi-buffer CBC encrypt", multi, False),
+    ("CBC decrypt", cbc_decrypt, False, False),
+    ("CBC decrypt, EOR3", cbc_decrypt, True, False),
+    ("CTR", ctr, False, False),
+    ("CTR, EOR3", ctr, True, False),
+    ("multi-buffer CBC encrypt", multi, False, False),
+    ("multi-buffer, EOR3", multi, True, False),
+    ("CBC decrypt + CRC", cbc_decrypt_crc, False, True),
+    ("CBC decrypt + CRC, EOR3", cbc_decrypt_crc, True, True),
+    ("multi-buffer + CRC", multi_crc, False, True),
+    ("multi-buffer + CRC, EOR3", multi_crc, True, True),
 ]
 found = []
-for label, pattern, eor3 in paths:
+for label, pattern, eor3, crc in paths:
     hot = hot_loop(pattern, eor3)
     if hot is None:
         print(f"aarch64-mca: no loop with AES instructions in functions matching /{pattern}/", file=sys.stderr)
         continue
     _, name, body, aes = hot
-    found.append((label, name, body, aes))
-limits = list(limit_loops())
-if not limits:
+    found.append((label, name, body, aes, crc))
+limits = {crc: list(limit_loops(crc)) for crc in (False, True)}
+if not all(limits.values()):
     sys.exit("aarch64-mca: the limit benchmark's loops (limit_aarch64::neon) are missing")
 
 print("Hot loops (AES-128), from", asm.split("/")[-1])
-for label, name, body, aes in found:
+for label, name, body, aes, crc in found:
     print(f"  {label:<26} {name}: {len(body)} instructions, {aes} AES rounds = {aes / ROUNDS:g} blocks per iteration")
-print(f"  {'limit':<26} limit_aarch64::neon::<N>: N independent chains of 9 AESE+AESMC, AESE, EOR;"
-      f" N = {', '.join(str(a // ROUNDS) for _, _, a in limits)} (fully unrolled ones), the best per core")
-print(f"\nllvm-mca-22 cycles per 16-byte block (AES-128), and share of the modelled AES limit")
-head = f"{'core':<13} {'limit (N)':>14}"
-for label, *_ in found:
-    head += f" {label:>26}"
-print(head)
-for cpu in cpus:
-    limit, chains = min(
+for crc, loops_ in limits.items():
+    print(f"  {'limit with CRC' if crc else 'limit':<26} limit_aarch64::neon::<N, true, {str(crc).lower()}>:"
+          f" N independent chains of 9 AESE+AESMC, AESE, EOR{' and a PMULL fold' if crc else ''};"
+          f" N = {', '.join(str(a // ROUNDS) for _, _, a in loops_)} (fully unrolled ones), the best per core")
+
+
+def limit_of(cpu, crc):
+    """The modelled limit of `cpu`: (cycles per block, chains)."""
+    return min(
         (mca(cpu, body, re.sub(r"\W+", "_", name)) / (aes / ROUNDS), aes // ROUNDS)
-        for name, body, aes in limits
+        for name, body, aes in limits[crc]
     )
-    row = f"{cpu:<13} {f'{limit:.3f} ({chains})':>14}"
-    for label, name, body, aes in found:
-        try:
-            cpb = mca(cpu, body, re.sub(r"\W+", "_", label)) / (aes / ROUNDS)
-        except subprocess.CalledProcessError:
-            # llvm-mca refuses EOR3 for a core without the SHA-3 extension
-            # (Neoverse N1): the kernel does not use it there either.
-            if "EOR3" not in label:
-                raise
-            row += f" {'(no SHA-3 extension)':>26}"
+
+
+# One row per loop, one column per core: cycles per block and the share of
+# the loop's bound (the limit, or for a loop that folds a CRC the limit with
+# CRC folds).
+bounds = {cpu: {crc: limit_of(cpu, crc) for crc in (False, True)} for cpu in cpus}
+print(f"\nllvm-mca-22 cycles per 16-byte block (AES-128); in brackets the chains (limits)"
+      f" or the share of the loop's bound (the limit; with CRC folds for the loops that fold)")
+print(f"{'loop':<26}" + "".join(f" {cpu:>22}" for cpu in cpus))
+for crc in (False, True):
+    name = "limit with CRC folds" if crc else "limit"
+    print(f"{name:<26}" + "".join(
+        f" {f'{bounds[cpu][crc][0]:.3f} ({bounds[cpu][crc][1]})':>22}" for cpu in cpus))
+
+
+def has_sha3(cpu):
+    """Whether llvm-mca's model of `cpu` has the SHA-3 extension (EOR3): the
+    kernel runs its EOR3 entries only there."""
+    path = f"{work}/eor3-probe.s"
+    with open(path, "w") as f:
+        f.write("eor3 v0.16b, v1.16b, v2.16b, v3.16b\n")
+    probe = subprocess.run(
+        ["llvm-mca-22", "-mtriple=aarch64-linux-gnu", f"-mcpu={cpu}", path],
+        capture_output=True, text=True,
+    )
+    return probe.returncode == 0
+
+
+sha3 = {cpu: has_sha3(cpu) for cpu in cpus}
+for label, name, body, aes, crc in found:
+    row = f"{label:<26}"
+    for cpu in cpus:
+        # An entry with EOR3 does not run on a core without SHA-3 (even
+        # where LLVM used no EOR3 in this loop).
+        if "EOR3" in label and not sha3[cpu]:
+            row += f" {'(no SHA-3)':>22}"
             continue
-        row += f" {f'{cpb:.3f} ({limit / cpb:.0%})':>26}"
+        cpb = mca(cpu, body, re.sub(r"\W+", "_", label)) / (aes / ROUNDS)
+        row += f" {f'{cpb:.3f} ({bounds[cpu][crc][0] / cpb:.0%})':>22}"
     print(row)
 EOF
