@@ -8,7 +8,10 @@
 //! kernel (batch CBC encryption for "encrypt", CBC decryption page by page
 //! for "decrypt") and its share of the active backend's AES limit (of
 //! whole 8 KiB pages, of which AES covers 8172 bytes; one page's
-//! encryption: of the single-chain latency bound).
+//! encryption: of the single-chain latency bound). Between the two, the
+//! bare kernel asked for the checksum's CRC ("kernel_crc",
+//! "kernel_decrypt_crc") splits what whole pages cost beyond the kernel
+//! into the CRC and the work per page.
 
 mod support;
 
@@ -25,6 +28,11 @@ const BS: usize = 8192;
 const BATCH: usize = 64;
 const KERNEL: &str = "kernel";
 const KERNEL_DECRYPT: &str = "kernel_decrypt";
+/// The bare kernel asked for the checksum's CRC as whole pages ask for it
+/// (the header as its prefix), so that the rows split what whole pages
+/// cost beyond the kernel into the CRC and the per-page work.
+const KERNEL_CRC: &str = "kernel_crc";
+const KERNEL_DECRYPT_CRC: &str = "kernel_decrypt_crc";
 
 fn cipher() -> TableCipher {
     let mut keys = VersionedKeyProvider::new();
@@ -86,6 +94,19 @@ fn bench(c: &mut Criterion, rows: &mut Vec<Row>) {
                 local.encrypt_batch(Mode::Cbc, &mut jobs);
             })
         });
+        group.bench_function(KERNEL_CRC, |b| {
+            b.iter(|| {
+                let mut jobs: Vec<Job> = black_box(&mut pool)
+                    .chunks_exact_mut(BS)
+                    .map(|page| {
+                        let (header, rest) = page.split_at_mut(16);
+                        Job::in_place([7; 16], &mut rest[..BS - 20]).with_prefixed_crc(!0, header)
+                    })
+                    .collect();
+                local.encrypt_batch(Mode::Cbc, &mut jobs);
+                jobs.iter().map(Job::crc).fold(0, |a, c| a ^ c.unwrap_or(0))
+            })
+        });
         // And bare CBC decryption of the same bodies, page by page, the
         // baseline of decrypt + verify (decrypting any bytes is the same
         // work, so this too runs in place).
@@ -94,6 +115,20 @@ fn bench(c: &mut Criterion, rows: &mut Vec<Row>) {
                 for page in black_box(&mut pool).chunks_exact_mut(BS) {
                     local.decrypt(Mode::Cbc, &[7; 16], &mut page[16..BS - 4]);
                 }
+            })
+        });
+
+        group.bench_function(KERNEL_DECRYPT_CRC, |b| {
+            b.iter(|| {
+                let mut crcs = 0;
+                for page in black_box(&mut pool).chunks_exact_mut(BS) {
+                    let (header, rest) = page.split_at_mut(16);
+                    let body = &mut rest[..BS - 20];
+                    let mut job = [Job::in_place([7; 16], body).with_output_crc(!0, header)];
+                    local.decrypt_batch(Mode::Cbc, &mut job);
+                    crcs ^= job[0].crc().unwrap_or(0);
+                }
+                crcs
             })
         });
 
@@ -157,7 +192,7 @@ fn bench(c: &mut Criterion, rows: &mut Vec<Row>) {
             group: name.clone(),
             bytes: (pages * BS) as u64,
             baseline: KERNEL,
-            ids: vec![KERNEL.into(), "encrypt".into()],
+            ids: vec![KERNEL.into(), KERNEL_CRC.into(), "encrypt".into()],
             bound: encrypt_bound,
             backend: Some(Backend::active()),
         });
@@ -165,7 +200,11 @@ fn bench(c: &mut Criterion, rows: &mut Vec<Row>) {
             group: name,
             bytes: (pages * BS) as u64,
             baseline: KERNEL_DECRYPT,
-            ids: vec![KERNEL_DECRYPT.into(), "decrypt".into()],
+            ids: vec![
+                KERNEL_DECRYPT.into(),
+                KERNEL_DECRYPT_CRC.into(),
+                "decrypt".into(),
+            ],
             bound: |id| {
                 if id == KERNEL_DECRYPT {
                     Bound::Limit
