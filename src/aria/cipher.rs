@@ -745,6 +745,18 @@ impl TableCipher {
         // need it.
         let key = self.write_key(options.key_version);
         let fresh = self.fresh_lsn(options.lsn);
+        if let [result] = results {
+            // A lone page, as the server's write hook hands them over: the
+            // chunk's arrays of 64 below took longer to set up than the
+            // page's checksum (about 0.4 µs, a tenth of its encryption).
+            let mut one = [None];
+            if pages.slots(0, &mut one) == 1
+                && let [Some(slot)] = one
+            {
+                *result = self.encrypt_lone(file, slot, fresh, &key);
+            }
+            return;
+        }
         let count = pages.len();
         let mut start = 0;
         while start < count {
@@ -798,9 +810,39 @@ impl TableCipher {
         }
     }
 
+    /// [`encrypt_into`](Self::encrypt_into) for one page.
+    #[inline(never)]
+    fn encrypt_lone(
+        &self,
+        file: PageFile,
+        slot: Slot<'_>,
+        fresh: bool,
+        key: &Result<(u32, Arc<Aes>), PageFault>,
+    ) -> Result<PageStatus, Error> {
+        let mut lsn = [0u8; LSN_LEN];
+        let lsn = fresh.then(|| fill_random(&mut lsn).map(|()| lsn));
+        match self.prepare_write(file, slot, key, lsn)? {
+            Prepared::Skipped(status) => Ok(status),
+            Prepared::Job { status, job, crc } => {
+                let mut jobs = [job];
+                if let Ok((_, aes)) = key {
+                    aes.encrypt_batch(self.mode, &mut jobs);
+                }
+                // The job asked for its checksum.
+                if let Some(value) = jobs[0].crc() {
+                    crc.copy_from_slice(&page_crc_finish(value).to_le_bytes());
+                }
+                Ok(status)
+            }
+        }
+    }
+
     /// One page of a write, up to its kernel job: every check first, then
     /// the header, the zeroed gap past an index page's `page_used` and
-    /// the job. A page that fails a check is not touched.
+    /// the job. A page that fails a check is not touched. Inlined into
+    /// both callers: out of line, its result (a job, some 150 bytes) went
+    /// through memory, and batches of 64 pages ran 5% slower.
+    #[inline(always)]
     fn prepare_write<'a>(
         &self,
         file: PageFile,
