@@ -11,7 +11,8 @@
 //! encryption: of the single-chain latency bound). Between the two, the
 //! bare kernel asked for the checksum's CRC ("kernel_crc",
 //! "kernel_decrypt_crc") splits what whole pages cost beyond the kernel
-//! into the CRC and the work per page.
+//! into the CRC and the work per page. Last, threads reading one page a
+//! call through one shared table, against a table each.
 
 mod support;
 
@@ -217,11 +218,66 @@ fn bench(c: &mut Criterion, rows: &mut Vec<Row>) {
     }
 }
 
+/// Threads reading one page a call (the server's read hook on several
+/// connections), through one shared table or through a table each: what
+/// sharing costs (the key cache's lock and counters, written by every call
+/// of every thread, used to cost two threads 1.6 times the time a page).
+fn shared_table(c: &mut Criterion, rows: &mut Vec<Row>) {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
+    if threads < 2 {
+        return;
+    }
+    let name = format!("read_one_page_{threads}_threads");
+    let mut group = c.benchmark_group(&name);
+    group.throughput(Throughput::Bytes((threads * BS) as u64));
+    let mut encrypted = head_pages(1);
+    let writer = cipher();
+    writer
+        .encrypt_page(PageFile::Data, 1, &mut encrypted)
+        .unwrap();
+    // `iters` pages on every thread, in parallel; the wall time.
+    let run = |tables: &[&TableCipher], iters: u64| {
+        let start = std::time::Instant::now();
+        std::thread::scope(|scope| {
+            for &table in tables {
+                let encrypted = &encrypted;
+                scope.spawn(move || {
+                    let mut page = encrypted.clone();
+                    for _ in 0..iters {
+                        page.copy_from_slice(encrypted);
+                        let read = table.decrypt_page(PageFile::Data, 1, black_box(&mut page));
+                        assert!(read.is_ok(), "{read:?}");
+                    }
+                });
+            }
+        });
+        start.elapsed()
+    };
+    let own: Vec<TableCipher> = (0..threads).map(|_| cipher()).collect();
+    group.bench_function("own", |b| {
+        b.iter_custom(|iters| run(&own.iter().collect::<Vec<_>>(), iters))
+    });
+    let shared = cipher();
+    group.bench_function("shared", |b| {
+        b.iter_custom(|iters| run(&vec![&shared; threads], iters))
+    });
+    group.finish();
+    rows.push(Row {
+        group: name,
+        bytes: (threads * BS) as u64,
+        baseline: "own",
+        ids: vec!["own".into(), "shared".into()],
+        bound: |_| Bound::None,
+        backend: Some(Backend::active()),
+    });
+}
+
 fn main() {
     let mut c = support::criterion();
     let mut rows = Vec::new();
     let limits = Limits::measure();
     bench(&mut c, &mut rows);
+    shared_table(&mut c, &mut rows);
     c.final_summary();
     let limits = limits.max(Limits::measure());
     support::print_summary(
