@@ -270,8 +270,8 @@ impl Stagger {
     /// set cost little until they far exceed its ways. No stagger (no
     /// ramp), and 16 lines in a set. Measured on an Intel core (64 lanes
     /// of the crate's VAES-512 code, pages at the 8192 stride): a stagger
-    /// of one step made 16 jobs 3% slower (its ramp), 32 jobs 8% faster
-    /// and 64 jobs 1.65 times as fast.
+    /// of one step made 16 jobs 3% slower (its ramp), 32 jobs 8-14%
+    /// faster and 64 jobs 1.65 times as fast.
     pub(crate) const SOFTWARE: Stagger = Stagger {
         steps: 0,
         crowd: 16,
