@@ -1435,6 +1435,13 @@ mod tests {
         let mut keys = VersionedKeyProvider::new();
         keys.insert(1, VERSION, KeyMaterial::new(&[0x42; 32]).unwrap())
             .unwrap();
+        cipher_with(keys, mode, transactional)
+            .with_backend(backend)
+            .unwrap()
+    }
+
+    /// A table of key 1 with the keys of `keys`.
+    fn cipher_with(keys: VersionedKeyProvider, mode: Mode, transactional: bool) -> TableCipher {
         let geometry = TableGeometry {
             block_size: BS as u32,
             keystart: BS as u64,
@@ -1445,8 +1452,6 @@ mod tests {
             scheme_iv: [0x5e; 16],
         };
         TableCipher::new(geometry, crypt, 1, mode, Arc::new(keys))
-            .with_backend(backend)
-            .unwrap()
     }
 
     fn bytes(seed: u64, len: usize) -> Vec<u8> {
@@ -1661,16 +1666,7 @@ mod tests {
                 keys.insert(1, version, KeyMaterial::new(&[version as u8; 32]).unwrap())
                     .unwrap();
             }
-            let geometry = TableGeometry {
-                block_size: BS as u32,
-                keystart: BS as u64,
-                transactional: true,
-            };
-            let crypt = CryptData {
-                space: 7,
-                scheme_iv: [0x5e; 16],
-            };
-            TableCipher::new(geometry, crypt, 1, Mode::Cbc, Arc::new(keys))
+            cipher_with(keys, Mode::Cbc, true)
         };
         let shared = table();
         let threads = 8;
