@@ -131,8 +131,9 @@ impl WriteOptions {
     }
 }
 
-/// How many (key id, version) local keys a table keeps; the server keeps
-/// three per table.
+/// How many (key id, version) local keys a table keeps in its bounded
+/// cache, beside the [`PINNED_KEYS`] pinned ones; the server keeps three
+/// per table.
 const KEY_CACHE_CAPACITY: usize = 8;
 
 /// How many of a table's first (key id, version) local keys it pins for
