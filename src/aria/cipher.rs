@@ -816,28 +816,37 @@ impl TableCipher {
         // need it.
         let key = self.write_key(options.key_version);
         let fresh = self.fresh_lsn(options.lsn);
-        if let [result] = results {
-            // A lone page, as the server's write hook hands them over: the
-            // chunk's arrays of 64 below took longer to set up than the
-            // page's checksum (about 0.4 µs, a tenth of its encryption).
-            let mut one = [None];
-            if pages.slots(0, &mut one) == 1
-                && let [Some(slot)] = one
-            {
-                *result = self.encrypt_lone(file, slot, fresh, &key);
-            }
-            return;
+        // A lone page (the server's write hook hands them over one at a
+        // time) in arrays of one: setting up a chunk of 64 took longer
+        // than the page's checksum (about 0.4 µs, a tenth of its
+        // encryption).
+        if results.len() == 1 {
+            self.encrypt_chunks::<1>(file, pages, fresh, &key, results);
+        } else {
+            self.encrypt_chunks::<WRITE_CHUNK>(file, pages, fresh, &key, results);
         }
+    }
+
+    /// [`encrypt_into`](Self::encrypt_into) in chunks of up to `CHUNK`
+    /// pages, each one kernel batch.
+    fn encrypt_chunks<const CHUNK: usize>(
+        &self,
+        file: PageFile,
+        pages: &mut Pages<'_, '_>,
+        fresh: bool,
+        key: &Result<(u32, LocalKey<'_>), PageFault>,
+        results: &mut [Result<PageStatus, Error>],
+    ) {
         let count = pages.len();
         let mut start = 0;
         while start < count {
-            let mut slots: [Option<Slot<'_>>; WRITE_CHUNK] = [const { None }; WRITE_CHUNK];
+            let mut slots: [Option<Slot<'_>>; CHUNK] = [const { None }; CHUNK];
             let n = pages.slots(start, &mut slots);
             if n == 0 {
                 break;
             }
             // One draw from the operating system per chunk.
-            let mut lsns = [[0u8; LSN_LEN]; WRITE_CHUNK];
+            let mut lsns = [[0u8; LSN_LEN]; CHUNK];
             let drawn = if fresh {
                 fill_random(lsns[..n].as_flattened_mut())
             } else {
@@ -850,14 +859,14 @@ impl TableCipher {
             // inside its SIMD lanes). The checksum slot
             // is past the body, so storing it after encryption gives the
             // same bytes as storing it before.
-            let mut jobs: [Job<'_>; WRITE_CHUNK] =
+            let mut jobs: [Job<'_>; CHUNK] =
                 std::array::from_fn(|_| Job::in_place([0; 16], &mut []));
-            let mut crc_slots: [Option<&mut [u8]>; WRITE_CHUNK] = [const { None }; WRITE_CHUNK];
+            let mut crc_slots: [Option<&mut [u8]>; CHUNK] = [const { None }; CHUNK];
             let mut queued = 0;
             for (i, slot) in slots[..n].iter_mut().enumerate() {
                 let Some(slot) = slot.take() else { continue };
                 let lsn = fresh.then(|| drawn.map(|()| lsns[i]));
-                results[start + i] = match self.prepare_write(file, slot, &key, lsn) {
+                results[start + i] = match self.prepare_write(file, slot, key, lsn) {
                     Ok(Prepared::Skipped(status)) => Ok(status),
                     Ok(Prepared::Job { status, job, crc }) => {
                         jobs[queued] = job;
@@ -868,7 +877,7 @@ impl TableCipher {
                     Err(e) => Err(e),
                 };
             }
-            if let Ok((_, aes)) = &key {
+            if let Ok((_, aes)) = key {
                 aes.encrypt_batch(self.mode, &mut jobs[..queued]);
             }
             for (job, slot) in jobs.iter().zip(&mut crc_slots).take(queued) {
@@ -881,38 +890,11 @@ impl TableCipher {
         }
     }
 
-    /// [`encrypt_into`](Self::encrypt_into) for one page.
-    #[inline(never)]
-    fn encrypt_lone(
-        &self,
-        file: PageFile,
-        slot: Slot<'_>,
-        fresh: bool,
-        key: &Result<(u32, LocalKey<'_>), PageFault>,
-    ) -> Result<PageStatus, Error> {
-        let mut lsn = [0u8; LSN_LEN];
-        let lsn = fresh.then(|| fill_random(&mut lsn).map(|()| lsn));
-        match self.prepare_write(file, slot, key, lsn)? {
-            Prepared::Skipped(status) => Ok(status),
-            Prepared::Job { status, job, crc } => {
-                let mut jobs = [job];
-                if let Ok((_, aes)) = key {
-                    aes.encrypt_batch(self.mode, &mut jobs);
-                }
-                // The job asked for its checksum.
-                if let Some(value) = jobs[0].crc() {
-                    crc.copy_from_slice(&page_crc_finish(value).to_le_bytes());
-                }
-                Ok(status)
-            }
-        }
-    }
-
     /// One page of a write, up to its kernel job: every check first, then
     /// the header, the zeroed gap past an index page's `page_used` and
     /// the job. A page that fails a check is not touched. Inlined into
-    /// both callers: out of line, its result (a job, some 150 bytes) went
-    /// through memory, and batches of 64 pages ran 5% slower.
+    /// both sizes of chunk: out of line, its result (a job, some 150
+    /// bytes) went through memory, and batches of 64 pages ran 5% slower.
     #[inline(always)]
     fn prepare_write<'a>(
         &self,
