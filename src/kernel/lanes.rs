@@ -385,17 +385,18 @@ mod tests {
     use proptest::prelude::*;
 
     /// The most lines that the lanes' blocks take in one L1 set (a 64-byte
-    /// line modulo 4 KiB) at the first step at which all of `N` lanes run,
-    /// `stagger` steps apart, over the pages of `pools` (one pool in
-    /// place; the input and the output pool otherwise), `stride` bytes
-    /// apart.
+    /// line modulo 4 KiB) over the pages of `pools` (one pool in place;
+    /// the input and the output pool otherwise), `stride` bytes apart, lane
+    /// `i` `stagger * i` steps behind the first, at the first block's phase
+    /// in its line. (The lanes' blocks move 16 bytes a step, so an input
+    /// and an output less than a line apart share a set in some steps
+    /// only; [`spread_stagger`] reads the same phase.)
     fn lines_per_set<const N: usize>(pools: &[&[u8]], stride: usize, stagger: usize) -> usize {
-        let all_started = stagger * (N - 1);
         let mut per_set = [0; 64];
         for pool in pools {
             for lane in 0..N {
                 let page = pool[lane * stride..].as_ptr().addr();
-                let block = page + 16 * (all_started - stagger * lane);
+                let block = page.wrapping_sub(16 * stagger * lane);
                 per_set[(block % 4096) / 64] += 1;
             }
         }
@@ -406,40 +407,65 @@ mod tests {
         // Buffer-pool frames, some with a few bytes of metadata that
         // cancel a stagger of one block (4 KiB + 16) or two (+ 32).
         for stride in [4096, 8192, 8208, 8224, 8256, 12304, 16400, 8192 + 2048 + 16] {
-            let mut output = vec![0u8; N * stride];
-            let input = vec![0u8; N * stride];
-            let jobs: Vec<Job> = output
-                .chunks_exact_mut(stride)
-                .zip(input.chunks_exact(stride))
-                .enumerate()
-                .map(|(n, (output, input))| {
-                    let iv = [n as u8; 16];
-                    if in_place {
-                        Job::in_place(iv, &mut output[..4096])
-                    } else {
-                        Job::buf_to_buf(iv, &input[..4096], &mut output[..4096]).unwrap()
-                    }
-                })
-                .collect();
-            let stagger = spread_stagger::<N>(&jobs, backend);
-            drop(jobs);
-            let pools: &[&[u8]] = if in_place {
-                &[&output]
-            } else {
-                &[&input, &output]
-            };
-            let crowd = lines_per_set::<N>(pools, stride, stagger);
-            let case = format!("{N} lanes, stride {stride}, in place {in_place}, {backend:?}");
-            assert!(
-                crowd <= backend.crowd,
-                "{case}, stagger {stagger}: {crowd} lines in one L1 set"
-            );
-            if lines_per_set::<N>(pools, stride, backend.steps) <= backend.crowd {
-                assert_eq!(
-                    stagger, backend.steps,
-                    "{case}: the backend's stagger was fine"
-                );
+            // The pools at fixed offsets in 4 KiB (the allocator's
+            // alignment is not the test's): the input 0, 16 or 48 bytes
+            // past a line from the output, or half a page away.
+            for input_at in [0, 16, 48, 2048 + 16] {
+                let len = N * stride;
+                let mut store = vec![0u8; 2 * len + 3 * 4096];
+                let skew = store.as_ptr().addr().wrapping_neg() % 4096;
+                let (output, rest) = store[skew..].split_at_mut(len);
+                let from = (4096 - len % 4096) % 4096 + input_at;
+                let input = &rest[from..from + len];
+                check_pools::<N>(output, input, stride, in_place, backend, input_at);
+                if in_place {
+                    break;
+                }
             }
+        }
+    }
+
+    fn check_pools<const N: usize>(
+        output: &mut [u8],
+        input: &[u8],
+        stride: usize,
+        in_place: bool,
+        backend: Stagger,
+        input_at: usize,
+    ) {
+        let jobs: Vec<Job> = output
+            .chunks_exact_mut(stride)
+            .zip(input.chunks_exact(stride))
+            .enumerate()
+            .map(|(n, (output, input))| {
+                let iv = [n as u8; 16];
+                if in_place {
+                    Job::in_place(iv, &mut output[..4096])
+                } else {
+                    Job::buf_to_buf(iv, &input[..4096], &mut output[..4096]).unwrap()
+                }
+            })
+            .collect();
+        let stagger = spread_stagger::<N>(&jobs, backend);
+        drop(jobs);
+        let pools: &[&[u8]] = if in_place {
+            &[output]
+        } else {
+            &[input, output]
+        };
+        let crowd = lines_per_set::<N>(pools, stride, stagger);
+        let case = format!(
+            "{N} lanes, stride {stride}, in place {in_place}, input at {input_at}, {backend:?}"
+        );
+        assert!(
+            crowd <= backend.crowd,
+            "{case}, stagger {stagger}: {crowd} lines in one L1 set"
+        );
+        if lines_per_set::<N>(pools, stride, backend.steps) <= backend.crowd {
+            assert_eq!(
+                stagger, backend.steps,
+                "{case}: the backend's stagger was fine"
+            );
         }
     }
 
