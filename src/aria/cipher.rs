@@ -1004,6 +1004,8 @@ impl TableCipher {
             let slot = pages.slot(i);
             results[i] = self.decrypt_one(file, slot, kind, |version| {
                 keys.get_or_derive(version, || self.page_key(version))
+                    .as_ref()
+                    .map(|aes| &**aes)
             });
         }
     }
@@ -1038,11 +1040,15 @@ impl TableCipher {
                 None if version == 0 => Err(PageFault::KeyVersion(0)),
                 None => self.page_key(version),
             };
+            // Resolved before the loop, as the write path's key: a match
+            // on `LocalKey` inside it could be hoisted above the check for
+            // `Ok`.
+            let key = key.as_ref().map(|aes| &**aes);
             for &(_, i) in group {
                 let (number, input) = pages.input(i);
                 let kind = self.classify(file, number, input);
                 let slot = pages.slot(i);
-                results[i] = self.decrypt_one(file, slot, kind, |_| &key);
+                results[i] = self.decrypt_one(file, slot, kind, |_| key);
             }
         }
     }
@@ -1054,7 +1060,7 @@ impl TableCipher {
         file: PageFile,
         slot: Slot<'_>,
         kind: Result<PageKind, Error>,
-        key_for: impl FnOnce(u32) -> &'k VersionKey<'k>,
+        key_for: impl FnOnce(u32) -> Result<&'k Aes, &'k PageFault>,
     ) -> Result<PageStatus, Error> {
         let Slot { number, src, dst } = slot;
         let restore = |dst: &mut [u8]| {
