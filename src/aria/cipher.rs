@@ -815,11 +815,8 @@ impl TableCipher {
         // Looked up once for the call; reported only by the pages that
         // need it.
         let key = self.write_key(options.key_version);
-        // The schedule as a plain reference, resolved here once: matched
-        // inside the chunk loop, the compiler hoisted the match on
-        // `LocalKey` above the check for `Ok`, a branch on the unset bytes
-        // of an `Err` (harmless, but valgrind reports it).
-        let key = key.as_ref().map(|(version, aes)| (*version, &**aes));
+        // The schedule borrowed before the chunk loop: see [`schedule`].
+        let key = key.as_ref().map(|(version, local)| (*version, &**local));
         let fresh = self.fresh_lsn(options.lsn);
         // A lone page (the server's write hook hands them over one at a
         // time) in arrays of one: setting up a chunk of 64 took longer
@@ -1003,9 +1000,7 @@ impl TableCipher {
             }
             let slot = pages.slot(i);
             results[i] = self.decrypt_one(file, slot, kind, |version| {
-                keys.get_or_derive(version, || self.page_key(version))
-                    .as_ref()
-                    .map(|aes| &**aes)
+                schedule(keys.get_or_derive(version, || self.page_key(version)))
             });
         }
     }
@@ -1040,10 +1035,7 @@ impl TableCipher {
                 None if version == 0 => Err(PageFault::KeyVersion(0)),
                 None => self.page_key(version),
             };
-            // Resolved before the loop, as the write path's key: a match
-            // on `LocalKey` inside it could be hoisted above the check for
-            // `Ok`.
-            let key = key.as_ref().map(|aes| &**aes);
+            let key = schedule(&key);
             for &(_, i) in group {
                 let (number, input) = pages.input(i);
                 let kind = self.classify(file, number, input);
@@ -1330,6 +1322,15 @@ enum Prepared<'a> {
 
 /// A version's local key, or why the provider could not give it.
 type VersionKey<'c> = Result<LocalKey<'c>, PageFault>;
+
+/// The AES schedule of a key lookup, borrowed; what the page loops take
+/// (the write path does the same with its version beside the key). Taken
+/// before a loop, not matched inside it: there the compiler hoisted the
+/// match on [`LocalKey`] above the check for `Ok`, a branch on the unset
+/// bytes of an `Err` (no wrong output, but valgrind memcheck fails on it).
+fn schedule<'a>(key: &'a VersionKey<'_>) -> Result<&'a Aes, &'a PageFault> {
+    key.as_ref().map(|local| &**local)
+}
 
 /// The keys of a read for up to [`SMALL_VERSIONS`] versions, each derived
 /// (or its failure recorded) once.
