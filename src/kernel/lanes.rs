@@ -126,15 +126,23 @@ impl<'s, 'j, 'b, const N: usize, const CRC: bool> Lanes<'s, 'j, 'b, N, CRC> {
     }
 
     /// The next run, or `None` when every job is done. Ends a run where a
-    /// lane finishes its job or a waiting lane may start, and after at most
-    /// `MAX_RUN` steps. Call [`Lanes::end_run`] after it.
+    /// lane finishes its job or a waiting lane may start, and, while a lane
+    /// is idle, after at most `MAX_RUN` steps (the scratch space). Call
+    /// [`Lanes::end_run`] after it.
     fn begin_run(&mut self) -> Option<Run<'_, N>> {
         loop {
             let now = self.cursors.now();
+            // With every lane busy, nothing but a job's end needs the
+            // scheduler: each return to it costs some 100 cycles.
+            let most = if self.active == Self::ALL {
+                usize::MAX - now
+            } else {
+                MAX_RUN
+            };
             let mut steps = self
                 .ends
                 .first()
-                .map_or(MAX_RUN, |(end, _)| MAX_RUN.min(end - now));
+                .map_or(most, |(end, _)| most.min(end - now));
             let waiting = if self.next.is_some() { self.waiting } else { 0 };
             for lane in lanes(waiting) {
                 steps = steps.min(self.start_at[lane] - now);

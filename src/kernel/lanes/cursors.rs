@@ -12,7 +12,8 @@
 
 use super::super::Job;
 
-/// Most steps of one run; bounds the scratch space of idle lanes.
+/// Most steps of one run while a lane is idle; bounds the scratch space of
+/// idle lanes. (A run with every lane busy is bounded by the jobs only.)
 pub(crate) const MAX_RUN: usize = 64;
 
 /// Where idle lanes read and write, so a run needs no per-lane branches.
@@ -112,11 +113,13 @@ impl<'s, 'j, 'b, const N: usize> Cursors<'s, 'j, 'b, N> {
         self.now += steps;
     }
 
-    /// A run of `steps` steps (1..=MAX_RUN), after `rebase`-ing idle lanes
+    /// A run of `steps` steps (at least one), after `rebase`-ing idle lanes
     /// back to the start of the scratch space when they have used half of
-    /// it. `None` if some lane's buffer does not hold `steps` more steps.
+    /// it. `None` if some lane's buffer (its job's, or the scratch space's,
+    /// which holds at least `MAX_RUN` more steps after the rebase) does not
+    /// hold `steps` more steps.
     pub(crate) fn run(&mut self, steps: usize, idle: u64) -> Option<Run<'_, N>> {
-        if steps == 0 || steps > MAX_RUN {
+        if steps == 0 {
             return None;
         }
         if self.now - self.scratch_epoch >= MAX_RUN {
@@ -244,5 +247,33 @@ mod tests {
         let _ = cursors;
         assert_eq!(b[16..32], [7; 16]);
         assert_eq!(a, [1; 48]);
+    }
+
+    /// Busy lanes run as long as their jobs hold; a lane that becomes idle
+    /// after a run longer than the scratch space is rebased, and the
+    /// scratch space bounds the runs from then on.
+    #[test]
+    fn scratch_bounds_runs_only_while_a_lane_is_idle() {
+        let mut a = vec![1u8; 3 * MAX_RUN * 16];
+        let mut b = vec![2u8; 6 * MAX_RUN * 16];
+        let mut jobs = [
+            Job::in_place([0; 16], &mut a),
+            Job::in_place([0; 16], &mut b),
+        ];
+        let mut scratch = Scratch::new();
+        let mut cursors = Cursors::<2>::new(&mut jobs, &mut scratch);
+        assert!(cursors.take(0, 0) && cursors.take(1, 1));
+        assert!(cursors.run(3 * MAX_RUN, 0).is_some(), "both jobs hold it");
+        cursors.idle(0);
+        assert!(
+            cursors.run(2 * MAX_RUN + 1, 0b01).is_none(),
+            "past the scratch space"
+        );
+        let run = cursors.run(MAX_RUN, 0b01).expect("rebased scratch");
+        let steps: Vec<_> = run.steps().collect();
+        run.write(0, steps[MAX_RUN - 1], [7; 16]);
+        assert_eq!(run.read(0, steps[MAX_RUN - 1]), [7; 16]);
+        let _ = cursors;
+        assert_eq!(b[..], [2; 6 * MAX_RUN * 16][..]);
     }
 }
