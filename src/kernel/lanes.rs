@@ -133,7 +133,7 @@ impl<'s, 'j, 'b, const N: usize, const CRC: bool> Lanes<'s, 'j, 'b, N, CRC> {
         loop {
             let now = self.cursors.now();
             // With every lane busy, nothing but a job's end needs the
-            // scheduler: each return to it costs some 100 cycles.
+            // scheduler: each return to it costs some 50-100 cycles.
             let most = if self.active == Self::ALL {
                 usize::MAX - now
             } else {
