@@ -250,14 +250,22 @@ impl CrcRequest {
         let term = if p >= 4 {
             u128::from(register) << (8 * (PREFIX_MAX - p))
         } else {
-            let columns = &consts::SHORT_PREFIX_COLUMNS[p];
-            let reduced = columns.iter().enumerate().fold(0, |t, (i, column)| {
-                t ^ (column & 0u32.wrapping_sub((register >> i) & 1))
-            });
-            u128::from(reduced) << 96
+            u128::from(short_prefix_term(register, p)) << 96
         };
         (u128::from_le_bytes(self.prefix) ^ term).to_le_bytes()
     }
+}
+
+/// `s·x^(8p−32) mod P` for the register `s` and a prefix of `p < 4` bytes,
+/// reflected. Out of line, so that `seed` stays small enough to inline
+/// into the lanes' scheduler (every page's request has a longer prefix);
+/// returned in a register, not through memory.
+#[inline(never)]
+fn short_prefix_term(register: u32, p: usize) -> u32 {
+    let columns = &consts::SHORT_PREFIX_COLUMNS[p.min(3)];
+    columns.iter().enumerate().fold(0, |t, (i, column)| {
+        t ^ (column & 0u32.wrapping_sub((register >> i) & 1))
+    })
 }
 
 /// The 64×64-bit carry-less product, as PCLMULQDQ computes it: the tests'
