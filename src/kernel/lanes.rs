@@ -40,7 +40,7 @@
 mod cursors;
 
 use cursors::Cursors;
-pub(crate) use cursors::{MAX_RUN, Run, Scratch, Step};
+pub(crate) use cursors::{LaneBlocks, MAX_RUN, Run, Scratch, Step};
 
 use super::Job;
 use super::crc::CrcRequest;

@@ -21,7 +21,7 @@
 //! driver (whose ranges come from a [`Run`]).
 
 use crate::kernel::key_schedule::MAX_ROUND_KEYS;
-use crate::kernel::lanes::{LaneKernel, Lanes, MAX_LANES, Run, Step};
+use crate::kernel::lanes::{LaneBlocks, LaneKernel, Lanes, MAX_LANES, Run, Step};
 
 /// The primitives of one instruction set.
 pub(crate) trait Simd {
@@ -884,11 +884,30 @@ where
 
     #[inline(always)]
     fn run(&mut self, run: &Run<'_, N>) {
-        // SAFETY: made in the target features; the `Run` makes every
-        // lane's block of each of its steps valid (N == R * BLOCKS).
+        // In place, the loop reads one pointer array instead of two: the
+        // lanes' pointers are reloaded in every step (pinned A/B, a batch
+        // of 64 pages: VAES-512 1.07×, VAES-256 1.08×, AES-NI 1.04×).
+        match run.in_place() {
+            Some(in_place) => self.steps(run, &in_place),
+            None => self.steps(run, run),
+        }
+    }
+}
+
+impl<B, const NR: usize, const R: usize, const CRC: bool, F> LaneRegs<B, NR, R, CRC, F>
+where
+    B: Simd,
+    F: Fn(B::Reg, B::Reg) -> B::Reg,
+{
+    /// The steps of `run`, whose blocks `blocks` locates.
+    #[inline(always)]
+    fn steps<const N: usize>(&mut self, run: &Run<'_, N>, blocks: &impl LaneBlocks<N>) {
+        // SAFETY: made in the target features; the `Run` (or its in-place
+        // view) makes every lane's block of each of its steps valid
+        // (N == R * BLOCKS).
         unsafe {
             for step in run.steps() {
-                let plain = gather::<B, R, N>(run, step);
+                let plain = gather::<B, R, N>(blocks, step);
                 if CRC {
                     // Before the rounds, so the plaintext registers are
                     // free during them (they would spill with 32 lanes).
@@ -898,7 +917,7 @@ where
                 }
                 let mut x = plain;
                 B::encrypt_xor::<NR, R>(&self.k, &mut x, &self.chain);
-                scatter::<B, R, N>(run, step, &x);
+                scatter::<B, R, N>(blocks, step, &x);
                 self.chain = x;
             }
         }
@@ -1016,15 +1035,16 @@ pub(crate) unsafe fn cbc_encrypt_lanes<
 /// # Safety
 /// In `B`'s target features; `N == R * B::BLOCKS`.
 #[inline(always)]
-unsafe fn gather<B: Simd, const R: usize, const N: usize>(
-    run: &Run<'_, N>,
-    step: Step<'_>,
+unsafe fn gather<'x, B: Simd, const R: usize, const N: usize>(
+    blocks: &'x impl LaneBlocks<N>,
+    step: Step<'x>,
 ) -> [B::Reg; R] {
-    // SAFETY: the `Run` makes every lane's block of `step` readable.
+    // SAFETY: the `Run` behind `blocks` makes every lane's block of `step`
+    // readable.
     unsafe {
         let mut x = [B::zero(); R];
         for (g, x) in x.iter_mut().enumerate() {
-            *x = B::gather(|j| run.src(B::BLOCKS * g + j, step));
+            *x = B::gather(|j| blocks.src(B::BLOCKS * g + j, step));
         }
         x
     }
@@ -1035,9 +1055,9 @@ unsafe fn gather<B: Simd, const R: usize, const N: usize>(
 /// # Safety
 /// As [`gather`].
 #[inline(always)]
-unsafe fn scatter<B: Simd, const R: usize, const N: usize>(
-    run: &Run<'_, N>,
-    step: Step<'_>,
+unsafe fn scatter<'x, B: Simd, const R: usize, const N: usize>(
+    blocks: &'x impl LaneBlocks<N>,
+    step: Step<'x>,
     x: &[B::Reg; R],
 ) {
     // With more lanes than general registers hold, every lane's pointer
@@ -1050,7 +1070,7 @@ unsafe fn scatter<B: Simd, const R: usize, const N: usize>(
     if N > 8 {
         let mut dst = [core::ptr::null_mut(); N];
         for (lane, dst) in dst.iter_mut().enumerate() {
-            *dst = run.dst(lane, step);
+            *dst = blocks.dst(lane, step);
         }
         for (g, x) in x.iter().enumerate() {
             // SAFETY: the `Run` makes every lane's block of `step` writable.
@@ -1059,7 +1079,7 @@ unsafe fn scatter<B: Simd, const R: usize, const N: usize>(
     } else {
         for (g, x) in x.iter().enumerate() {
             // SAFETY: as above.
-            unsafe { B::scatter(|j| run.dst(B::BLOCKS * g + j, step), *x) };
+            unsafe { B::scatter(|j| blocks.dst(B::BLOCKS * g + j, step), *x) };
         }
     }
 }

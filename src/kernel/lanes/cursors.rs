@@ -36,6 +36,9 @@ pub(crate) struct Cursors<'s, 'j, 'b, const N: usize> {
     dst: [*mut u8; N],
     /// Jobs below this index have been given to a lane (or skipped).
     next_job: usize,
+    /// Lanes whose job reads a separate source (a bit per lane); the
+    /// others, idle lanes included, read and write one buffer.
+    copying: u64,
     /// Idle lanes read and write `scratch + 16 * (now - scratch_epoch)`,
     /// valid until step `scratch_epoch + 2 * MAX_RUN`.
     scratch: *mut u8,
@@ -53,6 +56,7 @@ impl<'s, 'j, 'b, const N: usize> Cursors<'s, 'j, 'b, N> {
             src: [scratch.cast_const(); N],
             dst: [scratch; N],
             next_job: 0,
+            copying: 0,
             scratch,
             scratch_epoch: 0,
             _scratch: core::marker::PhantomData,
@@ -92,12 +96,18 @@ impl<'s, 'j, 'b, const N: usize> Cursors<'s, 'j, 'b, N> {
         self.end[lane] = self.now + blocks;
         self.src[lane] = src.wrapping_sub(16 * self.now);
         self.dst[lane] = dst.wrapping_sub(16 * self.now);
+        if src == dst.cast_const() {
+            self.copying &= !(1 << lane);
+        } else {
+            self.copying |= 1 << lane;
+        }
         true
     }
 
     /// Points `lane` at the scratch space (it is done with its job).
     pub(crate) fn idle(&mut self, lane: usize) {
         if lane < N {
+            self.copying &= !(1 << lane);
             self.end[lane] = self.scratch_epoch + 2 * MAX_RUN;
             self.src[lane] = self
                 .scratch
@@ -142,6 +152,7 @@ impl<'s, 'j, 'b, const N: usize> Cursors<'s, 'j, 'b, N> {
         Some(Run {
             src: &self.src,
             dst: &self.dst,
+            in_place: self.copying == 0,
             now,
             steps,
         })
@@ -158,6 +169,8 @@ impl<'s, 'j, 'b, const N: usize> Cursors<'s, 'j, 'b, N> {
 pub(crate) struct Run<'r, const N: usize> {
     src: &'r [*const u8; N],
     dst: &'r [*mut u8; N],
+    /// Every lane reads and writes one buffer (`src` equals `dst`).
+    in_place: bool,
     /// The step at which the run starts.
     now: usize,
     steps: usize,
@@ -168,7 +181,55 @@ pub(crate) struct Run<'r, const N: usize> {
 #[derive(Clone, Copy)]
 pub(crate) struct Step<'r>(usize, core::marker::PhantomData<&'r ()>);
 
+/// Where the lanes read and write their blocks: a [`Run`], or the same
+/// run's [`InPlace`] view, which reads one pointer array where the run has
+/// two (the lanes' loop reloads every lane's pointers in every step).
+pub(crate) trait LaneBlocks<const N: usize> {
+    /// Where `lane` (`< N`, checked) reads its block in `step`: valid for
+    /// reading 16 bytes until the run ends.
+    fn src<'x>(&'x self, lane: usize, step: Step<'x>) -> *const u8;
+    /// Where `lane` writes its block in `step`: valid for writing 16 bytes
+    /// until the run ends; read the lane's block of that step first.
+    fn dst<'x>(&'x self, lane: usize, step: Step<'x>) -> *mut u8;
+}
+
+/// A run whose every lane works in place, made by [`Run::in_place`]: its
+/// blocks are read and written through the destination pointers alone.
+pub(crate) struct InPlace<'a, 'r, const N: usize>(&'a Run<'r, N>);
+
+impl<const N: usize> LaneBlocks<N> for InPlace<'_, '_, N> {
+    #[inline(always)]
+    fn src<'x>(&'x self, lane: usize, step: Step<'x>) -> *const u8 {
+        // In place, the source is the destination (same provenance:
+        // `InOut::ptrs` makes both from one mutable borrow).
+        self.0.dst(lane, step).cast_const()
+    }
+
+    #[inline(always)]
+    fn dst<'x>(&'x self, lane: usize, step: Step<'x>) -> *mut u8 {
+        self.0.dst(lane, step)
+    }
+}
+
+impl<const N: usize> LaneBlocks<N> for Run<'_, N> {
+    #[inline(always)]
+    fn src<'x>(&'x self, lane: usize, step: Step<'x>) -> *const u8 {
+        Run::src(self, lane, step)
+    }
+
+    #[inline(always)]
+    fn dst<'x>(&'x self, lane: usize, step: Step<'x>) -> *mut u8 {
+        Run::dst(self, lane, step)
+    }
+}
+
 impl<const N: usize> Run<'_, N> {
+    /// The run as one buffer per lane, if every lane works in place.
+    #[inline(always)]
+    pub(crate) fn in_place(&self) -> Option<InPlace<'_, '_, N>> {
+        self.in_place.then_some(InPlace(self))
+    }
+
     /// The run's steps in order.
     #[inline(always)]
     pub(crate) fn steps(&self) -> impl Iterator<Item = Step<'_>> {
@@ -247,6 +308,34 @@ mod tests {
         let _ = cursors;
         assert_eq!(b[16..32], [7; 16]);
         assert_eq!(a, [1; 48]);
+    }
+
+    /// A run is in place while no lane copies from a separate source; an
+    /// idle lane (on the scratch space) is in place; the in-place view
+    /// reads and writes the destination.
+    #[test]
+    fn a_run_is_in_place_only_without_a_copying_lane() {
+        let mut a = [1u8; 4 * 16];
+        let mut b = [0u8; 2 * 16];
+        let c = [3u8; 2 * 16];
+        let mut jobs = [
+            Job::in_place([0; 16], &mut a),
+            Job::buf_to_buf([0; 16], &c, &mut b).unwrap(),
+        ];
+        let mut scratch = Scratch::new();
+        let mut cursors = Cursors::<2>::new(&mut jobs, &mut scratch);
+        assert!(cursors.take(0, 0));
+        let run = cursors.run(1, 0b10).expect("job 0 and the scratch space");
+        let in_place = run.in_place().expect("the idle lane works in place");
+        let step = run.steps().next().expect("one step");
+        assert_eq!(in_place.src(0, step), in_place.dst(0, step).cast_const());
+        assert_eq!(run.read(0, step), [1; 16]);
+        assert!(cursors.take(1, 1));
+        let run = cursors.run(2, 0).expect("both jobs hold two steps");
+        assert!(run.in_place().is_none(), "lane 1 copies from `c`");
+        cursors.idle(1);
+        let run = cursors.run(1, 0b10).expect("job 0 holds a third step");
+        assert!(run.in_place().is_some(), "lane 1 is idle again");
     }
 
     /// Busy lanes run as long as their jobs hold; a lane that becomes idle
