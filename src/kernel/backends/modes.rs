@@ -1073,7 +1073,8 @@ unsafe fn scatter<'x, B: Simd, const R: usize, const N: usize>(
             *dst = blocks.dst(lane, step);
         }
         for (g, x) in x.iter().enumerate() {
-            // SAFETY: the `Run` makes every lane's block of `step` writable.
+            // SAFETY: the `Run` behind `blocks` makes every lane's block of
+            // `step` writable.
             unsafe { B::scatter(|j| dst[B::BLOCKS * g + j], *x) };
         }
     } else {

@@ -92,14 +92,15 @@ impl<'s, 'j, 'b, const N: usize> Cursors<'s, 'j, 'b, N> {
         self.next_job = job + 1;
         let io = &mut self.jobs[job].io;
         let blocks = io.blocks();
+        let copying = !io.is_in_place();
         let (src, dst) = io.ptrs();
         self.end[lane] = self.now + blocks;
         self.src[lane] = src.wrapping_sub(16 * self.now);
         self.dst[lane] = dst.wrapping_sub(16 * self.now);
-        if src == dst.cast_const() {
-            self.copying &= !(1 << lane);
-        } else {
+        if copying {
             self.copying |= 1 << lane;
+        } else {
+            self.copying &= !(1 << lane);
         }
         true
     }
@@ -165,7 +166,9 @@ impl<'s, 'j, 'b, const N: usize> Cursors<'s, 'j, 'b, N> {
 /// reading and `dst(l, s)` for writing 16 bytes; the destinations of lanes
 /// with jobs are disjoint (distinct jobs' `&mut` buffers), and a lane's
 /// source either is its destination (in place) or is a shared slice that
-/// no destination overlaps. Idle lanes share the scratch space.
+/// no destination overlaps. Idle lanes share the scratch space. With
+/// `in_place`, every lane's source is its destination, so `dst(l, s)` is
+/// valid for reading too ([`InPlace`]).
 pub(crate) struct Run<'r, const N: usize> {
     src: &'r [*const u8; N],
     dst: &'r [*mut u8; N],
@@ -214,12 +217,12 @@ impl<const N: usize> LaneBlocks<N> for InPlace<'_, '_, N> {
 impl<const N: usize> LaneBlocks<N> for Run<'_, N> {
     #[inline(always)]
     fn src<'x>(&'x self, lane: usize, step: Step<'x>) -> *const u8 {
-        Run::src(self, lane, step)
+        self.src[lane].wrapping_add(16 * (self.now + step.0))
     }
 
     #[inline(always)]
     fn dst<'x>(&'x self, lane: usize, step: Step<'x>) -> *mut u8 {
-        Run::dst(self, lane, step)
+        self.dst[lane].wrapping_add(16 * (self.now + step.0))
     }
 }
 
@@ -234,20 +237,6 @@ impl<const N: usize> Run<'_, N> {
     #[inline(always)]
     pub(crate) fn steps(&self) -> impl Iterator<Item = Step<'_>> {
         (0..self.steps).map(|step| Step(step, core::marker::PhantomData))
-    }
-
-    /// Where `lane` (`< N`, checked) reads its block in `step`: valid for
-    /// reading 16 bytes until the run ends.
-    #[inline(always)]
-    pub(crate) fn src<'x>(&'x self, lane: usize, step: Step<'x>) -> *const u8 {
-        self.src[lane].wrapping_add(16 * (self.now + step.0))
-    }
-
-    /// Where `lane` writes its block in `step`: valid for writing 16 bytes
-    /// until the run ends; read the lane's block of that step first.
-    #[inline(always)]
-    pub(crate) fn dst<'x>(&'x self, lane: usize, step: Step<'x>) -> *mut u8 {
-        self.dst[lane].wrapping_add(16 * (self.now + step.0))
     }
 
     /// The block `lane` reads in `step`, for code without raw pointers.
