@@ -408,9 +408,18 @@ impl TableCipher {
 
     /// [`local_key`](Self::local_key), borrowed where it is pinned.
     fn cached_key(&self, version: u32) -> Result<LocalKey<'_>, Error> {
-        if let Some(aes) = self.cache.get(self.key_id, version) {
-            return Ok(aes);
+        match self.cache.get(self.key_id, version) {
+            Some(aes) => Ok(aes),
+            None => self.derive_key(version),
         }
+    }
+
+    /// A key not cached yet: asked of the provider, derived, cached. Out
+    /// of line, so that a cached key moves through registers (a page read
+    /// otherwise stalled on reloading it from memory).
+    #[cold]
+    #[inline(never)]
+    fn derive_key(&self, version: u32) -> Result<LocalKey<'_>, Error> {
         let global = self.provider.key(self.key_id, version)?;
         let mut local = Zeroizing::new(self.crypt.scheme_iv);
         Aes::with_backend(global.as_bytes(), self.backend)?.encrypt_block(&mut local);
@@ -423,8 +432,12 @@ impl TableCipher {
         if !is_valid_version(version) {
             return Err(PageFault::KeyVersion(version));
         }
-        self.cached_key(version)
-            .map_err(|e| e.into_page_fault(self.key_id, Some(version)))
+        match self.cache.get(self.key_id, version) {
+            Some(aes) => Ok(aes),
+            None => self
+                .derive_key(version)
+                .map_err(|e| e.into_page_fault(self.key_id, Some(version))),
+        }
     }
 
     fn classify(&self, file: PageFile, page_no: u32, page: &[u8]) -> Result<PageKind, Error> {
@@ -987,7 +1000,7 @@ impl TableCipher {
         let count = pages.len();
         for i in 0..count {
             let (number, input) = pages.input(i);
-            let kind = self.classify(file, number, input);
+            let kind = self.geometry.classify(file, number, input);
             if let Ok(PageKind::Encrypted(layout)) = &kind
                 && let Some(version) = layout.try_key_version(input)
                 && keys.find(version).is_none()
@@ -999,7 +1012,7 @@ impl TableCipher {
                 return;
             }
             let slot = pages.slot(i);
-            results[i] = self.decrypt_one(file, slot, kind, |version| {
+            results[i] = self.decrypt_one(file, slot, &kind, |version| {
                 schedule(keys.get_or_derive(version, || self.page_key(version)))
             });
         }
@@ -1038,9 +1051,9 @@ impl TableCipher {
             let key = schedule(&key);
             for &(_, i) in group {
                 let (number, input) = pages.input(i);
-                let kind = self.classify(file, number, input);
+                let kind = self.geometry.classify(file, number, input);
                 let slot = pages.slot(i);
-                results[i] = self.decrypt_one(file, slot, kind, |_| key);
+                results[i] = self.decrypt_one(file, slot, &kind, |_| key);
             }
         }
     }
@@ -1051,7 +1064,7 @@ impl TableCipher {
         &self,
         file: PageFile,
         slot: Slot<'_>,
-        kind: Result<PageKind, Error>,
+        kind: &Result<PageKind, PageFault>,
         key_for: impl FnOnce(u32) -> Result<&'k Aes, &'k PageFault>,
     ) -> Result<PageStatus, Error> {
         let Slot { number, src, dst } = slot;
@@ -1064,11 +1077,11 @@ impl TableCipher {
             Ok(PageKind::Encrypted(layout)) => layout,
             Ok(kind) => {
                 restore(dst);
-                return Ok(skipped(&kind));
+                return Ok(skipped(kind));
             }
-            Err(e) => {
+            Err(fault) => {
                 restore(dst);
-                return Err(e);
+                return Err(self.page_error(file, number, fault.clone()));
             }
         };
         let input: &[u8] = src.unwrap_or(dst);
@@ -1336,20 +1349,31 @@ fn schedule<'a>(key: &'a VersionKey<'_>) -> Result<&'a Aes, &'a PageFault> {
 /// (or its failure recorded) once.
 #[derive(Default)]
 struct VersionKeys<'c> {
-    entries: [Option<(u32, VersionKey<'c>)>; SMALL_VERSIONS],
+    /// The versions of the filled entries of `keys`, in order (0 for none).
+    versions: [u32; SMALL_VERSIONS],
+    /// Filled in order. Apart from the versions, so that a key is written
+    /// once, where it was made (a tuple of both was assembled on the stack
+    /// and copied, and the read of the key then stalled on that copy).
+    keys: [Option<VersionKey<'c>>; SMALL_VERSIONS],
 }
 
 impl<'c> VersionKeys<'c> {
     fn find(&self, version: u32) -> Option<&VersionKey<'c>> {
-        self.entries
-            .iter()
-            .map_while(Option::as_ref)
-            .find(|(v, _)| *v == version)
-            .map(|(_, key)| key)
+        let at = self.position(version)?;
+        self.keys[at].as_ref()
     }
 
     fn is_full(&self) -> bool {
-        self.entries.iter().all(Option::is_some)
+        self.keys.iter().all(Option::is_some)
+    }
+
+    /// The filled entry for `version`, if any.
+    fn position(&self, version: u32) -> Option<usize> {
+        self.keys
+            .iter()
+            .zip(&self.versions)
+            .take_while(|(key, _)| key.is_some())
+            .position(|(_, &v)| v == version)
     }
 
     /// The key for `version`; a version not seen yet takes a free entry.
@@ -1360,15 +1384,14 @@ impl<'c> VersionKeys<'c> {
         version: u32,
         derive: impl FnOnce() -> VersionKey<'c>,
     ) -> &VersionKey<'c> {
-        let at = self
-            .entries
-            .iter()
-            .position(|e| e.as_ref().is_none_or(|(v, _)| *v == version));
-        let entry = match at {
-            Some(at) => self.entries[at].get_or_insert_with(|| (version, derive())),
-            None => self.entries[SMALL_VERSIONS - 1].insert((version, derive())),
-        };
-        &entry.1
+        let at = self.position(version).unwrap_or_else(|| {
+            let free = self.keys.iter().position(Option::is_none);
+            let at = free.unwrap_or(SMALL_VERSIONS - 1);
+            self.versions[at] = version;
+            self.keys[at] = None;
+            at
+        });
+        self.keys[at].get_or_insert_with(derive)
     }
 }
 
