@@ -3,7 +3,8 @@
 //! page body (CBC encrypt, CBC decrypt, CTR), CBC encryption of batches of
 //! 8-64 pages at an 8192-byte stride as in a buffer pool (and 64 at 8208
 //! bytes, frames with a little metadata, a stride that defeats a fixed lane
-//! stagger), and one block.
+//! stagger; and 64 encrypted from the pool into a second one laid out
+//! alike, a flush into a write buffer), and one block.
 //!
 //! `cargo bench --bench kernel` prints criterion's report, the AES limit of
 //! this core for every backend (`kernel::aes_limit`, measured before and
@@ -30,13 +31,16 @@ use support::{Bound, Limits, Row};
 const PAGE_BODY: usize = 8172;
 /// Buffer-pool stride between pages.
 const STRIDE: usize = 8192;
-/// Batches: pages, and the stride between them.
-const BATCHES: [(usize, usize); 5] = [
-    (8, STRIDE),
-    (16, STRIDE),
-    (32, STRIDE),
-    (64, STRIDE),
-    (64, STRIDE + 16),
+/// Batches: pages, the stride between them, and whether they are
+/// encrypted from the pool into a second pool laid out alike (a
+/// buffer-pool flush into a write buffer) rather than in place.
+const BATCHES: [(usize, usize, bool); 6] = [
+    (8, STRIDE, false),
+    (16, STRIDE, false),
+    (32, STRIDE, false),
+    (64, STRIDE, false),
+    (64, STRIDE + 16, false),
+    (64, STRIDE, true),
 ];
 const KEY: [u8; 16] = [0x42; 16];
 const BASELINE: &str = "rustcrypto";
@@ -53,6 +57,17 @@ fn rustcrypto_cbc_encrypt(aes: &aes::Aes128, iv: &[u8; 16], data: &mut [u8]) {
     cbc::Encryptor::<aes::Aes128>::inner_iv_init(aes.clone(), &(*iv).into())
         .encrypt_blocks(blocks(&mut data[..full]));
     rustcrypto_tail(aes, iv, &mut data[full..]);
+}
+
+/// [`rustcrypto_cbc_encrypt`] from `src` into `dst` (as long).
+fn rustcrypto_cbc_encrypt_to(aes: &aes::Aes128, iv: &[u8; 16], src: &[u8], dst: &mut [u8]) {
+    let full = src.len() / 16 * 16;
+    let src_blocks = Array::cast_slice_from_core(src[..full].as_chunks::<16>().0);
+    cbc::Encryptor::<aes::Aes128>::inner_iv_init(aes.clone(), &(*iv).into())
+        .encrypt_blocks_b2b(src_blocks, blocks(&mut dst[..full]))
+        .expect("equal lengths");
+    dst[full..].copy_from_slice(&src[full..]);
+    rustcrypto_tail(aes, iv, &mut dst[full..]);
 }
 
 fn rustcrypto_cbc_decrypt(aes: &aes::Aes128, iv: &[u8; 16], data: &mut [u8]) {
@@ -151,19 +166,32 @@ fn bodies(pool: &mut [u8], stride: usize) -> impl Iterator<Item = &mut [u8]> {
 
 fn batch_cbc(c: &mut Criterion, rows: &mut Vec<Row>) {
     let rc = aes::Aes128::new(&KEY.into());
-    for (pages, stride) in BATCHES {
-        let name = if stride == STRIDE {
-            format!("batch{pages}_cbc_encrypt")
-        } else {
-            format!("batch{pages}_cbc_encrypt_stride{stride}")
+    for (pages, stride, to) in BATCHES {
+        let name = match (stride == STRIDE, to) {
+            (true, false) => format!("batch{pages}_cbc_encrypt"),
+            (true, true) => format!("batch{pages}_cbc_encrypt_to"),
+            (false, _) => format!("batch{pages}_cbc_encrypt_stride{stride}"),
         };
         let mut group = c.benchmark_group(&name);
         group.throughput(Throughput::Bytes((pages * PAGE_BODY) as u64));
         let mut buffers = pool(pages, stride);
+        // Read only when `to`: the pages are encrypted from it into
+        // `buffers`. Both pools are allocated alike (page-aligned).
+        let source = pool(pages, stride);
+        let sources = || {
+            source
+                .chunks_exact(stride)
+                .map(|page| &page[16..16 + PAGE_BODY])
+        };
         group.bench_function(BASELINE, |b| {
             b.iter(|| {
-                for (n, body) in bodies(black_box(&mut buffers), stride).enumerate() {
-                    rustcrypto_cbc_encrypt(&rc, &page_iv(n), body);
+                let dsts = bodies(black_box(&mut buffers), stride);
+                for (n, (dst, src)) in dsts.zip(sources()).enumerate() {
+                    if to {
+                        rustcrypto_cbc_encrypt_to(&rc, &page_iv(n), src, dst);
+                    } else {
+                        rustcrypto_cbc_encrypt(&rc, &page_iv(n), dst);
+                    }
                 }
             })
         });
@@ -175,9 +203,17 @@ fn batch_cbc(c: &mut Criterion, rows: &mut Vec<Row>) {
                 &pages,
                 |b, _| {
                     b.iter(|| {
-                        let mut jobs: Vec<Job> = bodies(black_box(&mut buffers), stride)
+                        let dsts = bodies(black_box(&mut buffers), stride);
+                        let mut jobs: Vec<Job> = dsts
+                            .zip(sources())
                             .enumerate()
-                            .map(|(n, body)| Job::in_place(page_iv(n), body))
+                            .map(|(n, (dst, src))| {
+                                if to {
+                                    Job::buf_to_buf(page_iv(n), src, dst).expect("equal lengths")
+                                } else {
+                                    Job::in_place(page_iv(n), dst)
+                                }
+                            })
                             .collect();
                         aes.encrypt_batch(Mode::Cbc, &mut jobs);
                     })
