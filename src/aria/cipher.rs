@@ -432,6 +432,8 @@ impl TableCipher {
         if !is_valid_version(version) {
             return Err(PageFault::KeyVersion(version));
         }
+        // Not through `cached_key`: converting its `Result<_, Error>` moved
+        // every cached key through the stack.
         match self.cache.get(self.key_id, version) {
             Some(aes) => Ok(aes),
             None => self

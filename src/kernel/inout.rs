@@ -97,7 +97,8 @@ impl<'a> InOut<'a> {
     /// (at most 16). Written as two words, overlapping where the tail is
     /// not two words long, so that a later read of the tail in words (the
     /// checksum's) forwards from these stores: after byte stores each such
-    /// read waited for them to reach the cache (4% of a page read).
+    /// read waited for them to reach the cache (`crc32fast`'s tail took
+    /// 3.7% of a 64-page read's samples, 2.7% after).
     pub(crate) fn xor_tail(&mut self, from: usize, mask: &[u8; BLOCK]) {
         let len = self.dst.len().saturating_sub(from).min(BLOCK);
         if len == 0 {
