@@ -408,15 +408,27 @@ impl TableCipher {
 
     /// [`local_key`](Self::local_key), borrowed where it is pinned.
     fn cached_key(&self, version: u32) -> Result<LocalKey<'_>, Error> {
+        self.key_or(version, |e| e)
+    }
+
+    /// The cached key for `version`, or the derived one with a failure as
+    /// `on_error` makes it. The conversion runs on the derivation's path
+    /// only: converting a cached key's `Result<_, Error>` afterwards moved
+    /// every cached key through the stack (a page read stalled on it).
+    #[inline(always)]
+    fn key_or<E>(
+        &self,
+        version: u32,
+        on_error: impl FnOnce(Error) -> E,
+    ) -> Result<LocalKey<'_>, E> {
         match self.cache.get(self.key_id, version) {
             Some(aes) => Ok(aes),
-            None => self.derive_key(version),
+            None => self.derive_key(version).map_err(on_error),
         }
     }
 
     /// A key not cached yet: asked of the provider, derived, cached. Out
-    /// of line, so that a cached key moves through registers (a page read
-    /// otherwise stalled on reloading it from memory).
+    /// of line: the cached path stays small enough to inline.
     #[cold]
     #[inline(never)]
     fn derive_key(&self, version: u32) -> Result<LocalKey<'_>, Error> {
@@ -432,14 +444,7 @@ impl TableCipher {
         if !is_valid_version(version) {
             return Err(PageFault::KeyVersion(version));
         }
-        // Not through `cached_key`: converting its `Result<_, Error>` moved
-        // every cached key through the stack.
-        match self.cache.get(self.key_id, version) {
-            Some(aes) => Ok(aes),
-            None => self
-                .derive_key(version)
-                .map_err(|e| e.into_page_fault(self.key_id, Some(version))),
-        }
+        self.key_or(version, |e| e.into_page_fault(self.key_id, Some(version)))
     }
 
     fn classify(&self, file: PageFile, page_no: u32, page: &[u8]) -> Result<PageKind, Error> {

@@ -428,15 +428,21 @@ mod tests {
                 &[0, 16, 48, 2048 + 16]
             };
             for &input_at in offsets {
-                let len = N * stride;
-                let mut store = vec![0u8; 2 * len + 3 * 4096];
-                let skew = store.as_ptr().addr().wrapping_neg() % 4096;
-                let (output, rest) = store[skew..].split_at_mut(len);
-                let from = (4096 - len % 4096) % 4096 + input_at;
-                let input = &rest[from..from + len];
-                check_pools::<N>(output, input, stride, in_place, backend, input_at);
+                aligned_pools(N * stride, input_at, |output, input| {
+                    check_pools::<N>(output, input, stride, in_place, backend, input_at)
+                });
             }
         }
+    }
+
+    /// An output pool of `len` bytes at a multiple of 4 KiB and an input
+    /// pool `input_at` bytes past one, handed to `f`.
+    fn aligned_pools<T>(len: usize, input_at: usize, f: impl FnOnce(&mut [u8], &[u8]) -> T) -> T {
+        let mut store = vec![0u8; 2 * len + 3 * 4096];
+        let skew = store.as_ptr().addr().wrapping_neg() % 4096;
+        let (output, rest) = store[skew..].split_at_mut(len);
+        let from = (4096 - len % 4096) % 4096 + input_at;
+        f(output, &rest[from..from + len])
     }
 
     fn check_pools<const N: usize>(
@@ -446,7 +452,7 @@ mod tests {
         in_place: bool,
         backend: Stagger,
         input_at: usize,
-    ) {
+    ) -> usize {
         let jobs: Vec<Job> = output
             .chunks_exact_mut(stride)
             .zip(input.chunks_exact(stride))
@@ -481,6 +487,7 @@ mod tests {
                 "{case}: the backend's stagger was fine"
             );
         }
+        stagger
     }
 
     /// A buffer-pool flush into a write buffer: 16 vector lanes copying
@@ -490,27 +497,15 @@ mod tests {
     #[test]
     fn copying_between_aligned_pools_takes_another_stagger() {
         const STRIDE: usize = 8192;
-        let mut output = vec![0u8; 16 * STRIDE + 4096];
-        let input = vec![0u8; 16 * STRIDE + 4096];
-        let align = |pool: &[u8]| pool.as_ptr().addr().wrapping_neg() % 4096;
-        let (out_at, in_at) = (align(&output), align(&input));
-        let output = &mut output[out_at..][..16 * STRIDE];
-        let input = &input[in_at..][..16 * STRIDE];
-        let copying: Vec<Job> = output
-            .chunks_exact_mut(STRIDE)
-            .zip(input.chunks_exact(STRIDE))
-            .map(|(output, input)| Job::buf_to_buf([0; 16], input, output).unwrap())
-            .collect();
-        let stagger = spread_stagger::<16>(&copying, Stagger::vector(1));
-        assert_ne!(stagger, 1, "8 lines a set");
-        drop(copying);
-        let crowd = lines_per_set::<16>(&[input, output], STRIDE, stagger);
-        assert!(crowd <= Stagger::vector(1).crowd, "{crowd} lines a set");
-        let in_place: Vec<Job> = output
-            .chunks_exact_mut(STRIDE)
-            .map(|page| Job::in_place([0; 16], page))
-            .collect();
-        assert_eq!(spread_stagger::<16>(&in_place, Stagger::vector(1)), 1);
+        // `check_pools` also checks that the stagger taken keeps the sets
+        // within the backend's crowd.
+        let stagger = |in_place| {
+            aligned_pools(16 * STRIDE, 0, |output, input| {
+                check_pools::<16>(output, input, STRIDE, in_place, Stagger::vector(1), 0)
+            })
+        };
+        assert_ne!(stagger(false), 1, "8 lines a set");
+        assert_eq!(stagger(true), 1);
     }
 
     /// Pages at strides that crowd lanes with the backends' stagger get
