@@ -74,6 +74,23 @@ pub(crate) trait Simd {
         let _ = x;
     }
 
+    /// Whether multi-buffer lanes with a CRC multiply every accumulator
+    /// forward before a step reads its blocks, and XOR each block in as it
+    /// arrives, instead of one [`Clmul::fold`] per block after the read.
+    /// The product goes through [`Self::opaque`], so LLVM cannot merge the
+    /// two XORs again (into an `EOR3` that keeps the block live until the
+    /// multiplies are done). Only the grouping of the instructions LLVM is
+    /// given: set where a model of the core measured it faster (see the
+    /// ARMv8 backend).
+    const CRC_MULTIPLY_AHEAD: bool = false;
+
+    /// `x`, through an operation the optimiser cannot see into; only
+    /// [`Self::CRC_MULTIPLY_AHEAD`] backends need more than `x` itself.
+    #[inline(always)]
+    unsafe fn opaque(x: Self::Reg) -> Self::Reg {
+        x
+    }
+
     /// `a ^ b ^ c`; a backend with a three-way XOR overrides it.
     #[inline(always)]
     unsafe fn xor3(a: Self::Reg, b: Self::Reg, c: Self::Reg) -> Self::Reg {
@@ -907,12 +924,22 @@ where
         // (N == R * BLOCKS).
         unsafe {
             for step in run.steps() {
+                if CRC && B::CRC_MULTIPLY_AHEAD {
+                    // `fold` of a zero block: the multiplies alone.
+                    for acc in self.acc.iter_mut() {
+                        *acc = B::opaque((self.fold)(*acc, B::zero()));
+                    }
+                }
                 let plain = gather::<B, R, N>(blocks, step);
                 if CRC {
                     // Before the rounds, so the plaintext registers are
                     // free during them (they would spill with 32 lanes).
                     for (acc, plain) in self.acc.iter_mut().zip(&plain) {
-                        *acc = (self.fold)(*acc, *plain);
+                        *acc = if B::CRC_MULTIPLY_AHEAD {
+                            B::xor(*acc, *plain)
+                        } else {
+                            (self.fold)(*acc, *plain)
+                        };
                     }
                 }
                 let mut x = plain;
