@@ -13,12 +13,18 @@
 # the working directory, so on its disk), rekey with every core against
 # `cp` of the same files followed by `sync`. Prints one table per part;
 # ratios are against one thread, and rekey against cp + sync.
+#
+# FROM=DIR takes the tables to copy from DIR instead (every DIR/*.MAI with
+# its .MAD, in turn, and DIR/keys.txt): tables of a real size, where the
+# data written and not the fsyncs of the replacement protocol dominate
+# (scripts/mariadb-big-tables.sh makes them).
 set -euo pipefail
 [ $# -ge 1 ] || { sed -n 2,15p "$0" >&2; exit 2; }
 tool=$(realpath "$1")
 count=${2:-32}
 disk_parent=${3:-$PWD}
 repeat=${REPEAT:-5}
+[ -z "${FROM:-}" ] || FROM=$(realpath "$FROM")
 here=$(cd "$(dirname "$0")/.." && pwd)
 fixtures=$here/tests/fixtures
 cores=$(nproc)
@@ -30,13 +36,19 @@ trap 'rm -rf "$shm" "$disk"' EXIT
 # Tables t0..t(N-1), cycling through fixtures of different shapes; one key
 # file serves them all (the fixtures share their test key file).
 make_tables() {
-	local dir=$1 i src
-	local sources=(cbc_trans_256/t1 blob/t1 bs16384/t1)
-	cp "$fixtures/cbc_trans_256/keys.txt" "$dir/keys.txt"
+	local dir=$1 i src keys=$fixtures/cbc_trans_256/keys.txt
+	local sources=("$fixtures"/cbc_trans_256/t1 "$fixtures"/blob/t1 "$fixtures"/bs16384/t1)
+	if [ -n "${FROM:-}" ]; then
+		keys=$FROM/keys.txt
+		sources=("$FROM"/*.MAI)
+		sources=("${sources[@]%.MAI}")
+		[ -e "${sources[0]}.MAI" ] || { echo "scaling: no tables in $FROM" >&2; exit 1; }
+	fi
+	cp "$keys" "$dir/keys.txt"
 	mkdir -p "$dir/db"
 	for ((i = 0; i < count; i++)); do
-		src=$fixtures/${sources[i % ${#sources[@]}]}
-		cmp -s "$fixtures/cbc_trans_256/keys.txt" "$(dirname "$src")/keys.txt" ||
+		src=${sources[i % ${#sources[@]}]}
+		[ -n "${FROM:-}" ] || cmp -s "$keys" "$(dirname "$src")/keys.txt" ||
 			{ echo "scaling: $src has another key file" >&2; exit 1; }
 		cp "$src.MAI" "$dir/db/t$i.MAI"
 		cp "$src.MAD" "$dir/db/t$i.MAD"
