@@ -15,7 +15,10 @@
 #
 # Environment: CPUS (default "neoverse-n1 neoverse-v1 apple-a14"),
 # ITERATIONS (llvm-mca iterations, default 300), KEEP (a directory to keep
-# the extracted loops and llvm-mca's reports in), and the patterns below.
+# the extracted loops and llvm-mca's reports in), KEY_BITS (128, the
+# default, 192 or 256: the key size whose instances are modelled; cycles
+# are per AES-128-equivalent block, 10 AES rounds, as the limits' are), and
+# the patterns below.
 #
 # How loops are found, so that a rewrite of the kernel keeps working: the
 # assembly is split into functions by symbol (v0 mangling, demangled with
@@ -23,8 +26,9 @@
 # path's pattern (CBC_DECRYPT, CTR, MULTI, CBC_DECRYPT_CRC, MULTI_CRC:
 # extended regular expressions)
 # and is kernel code that is not the software backend or the limit
-# benchmark. Where some matching functions carry the AES-128 round count
-# as a const generic (`::<10>`, `<.., 10>`), only those count. A loop is a
+# benchmark. Where some matching functions carry the key size's round
+# count as a const generic (`::<10>`, `<.., 10>` for AES-128), only those
+# count. A loop is a
 # backward branch to a label of the same function; the hot loop is, of the
 # innermost loops with AES round instructions (AESE/AESD), the one with the
 # most of them, the shortest of equals.
@@ -37,6 +41,12 @@ set -euo pipefail
 ROOT=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
 CPUS=${CPUS:-"neoverse-n1 neoverse-v1 apple-a14"}
 ITERATIONS=${ITERATIONS:-300}
+case ${KEY_BITS:-128} in
+128) KEY_ROUNDS=10 ;;
+192) KEY_ROUNDS=12 ;;
+256) KEY_ROUNDS=14 ;;
+*) echo "aarch64-mca: KEY_BITS is 128, 192 or 256" >&2; exit 2 ;;
+esac
 CBC_DECRYPT=${CBC_DECRYPT:-'cbc_decrypt'}
 CTR=${CTR:-'(^|[^a-z_])ctr'}
 # The lane driver's loop is `run_lanes` since the kernel's modes are
@@ -83,13 +93,14 @@ else
     trap 'rm -rf "$WORK"' EXIT
 fi
 
-python3 - "$ASM" "$WORK" "$ITERATIONS" "$CBC_DECRYPT" "$CTR" "$MULTI" "$CBC_DECRYPT_CRC" "$MULTI_CRC" $CPUS <<'EOF'
+python3 - "$ASM" "$WORK" "$ITERATIONS" "$KEY_ROUNDS" "$CBC_DECRYPT" "$CTR" "$MULTI" "$CBC_DECRYPT_CRC" "$MULTI_CRC" $CPUS <<'EOF'
 import re
 import subprocess
 import sys
 
-asm, work, iterations, cbc_decrypt, ctr, multi, cbc_decrypt_crc, multi_crc, *cpus = sys.argv[1:]
-ROUNDS = 10  # AES-128
+asm, work, iterations, key_rounds, cbc_decrypt, ctr, multi, cbc_decrypt_crc, multi_crc, *cpus = sys.argv[1:]
+ROUNDS = 10  # AES-128: blocks are counted as AES-128-equivalent ones
+KEY = {"10": "AES-128", "12": "AES-192", "14": "AES-256"}[key_rounds]
 AES = re.compile(r"\s+aes[ed]\s")
 INSN = re.compile(r"^\s+[a-z]")
 BRANCH = re.compile(r"^\s+(?:b(?:\.\w+)?|cbn?z|tbn?z)\s+(?:.*,\s*)?(\.LBB\w+)\s*$")
@@ -154,7 +165,7 @@ def hot_loop(pattern, eor3):
         and not re.search(r"soft|Soft|limit", name)
         and ("::eor3::" in name) == eor3
     ]
-    aes128 = [f for f in named if re.search(r"[<, ]10(usize)?[>,]", f[0])]
+    aes128 = [f for f in named if re.search(rf"[<, ]{key_rounds}(usize)?[>,]", f[0])]
     best = None
     for name, lines in aes128 or named:
         for body, aes in loops(lines):
@@ -220,9 +231,9 @@ limits = {crc: list(limit_loops(crc)) for crc in (False, True)}
 if not all(limits.values()):
     sys.exit("aarch64-mca: the limit benchmark's loops (limit_aarch64::neon) are missing")
 
-print("Hot loops (AES-128), from", asm.split("/")[-1])
+print(f"Hot loops ({KEY}), from", asm.split("/")[-1])
 for label, name, body, aes, crc in found:
-    print(f"  {label:<26} {name}: {len(body)} instructions, {aes} AES rounds = {aes / ROUNDS:g} blocks per iteration")
+    print(f"  {label:<26} {name}: {len(body)} instructions, {aes} AES rounds = {aes / ROUNDS:g} AES-128-equivalent blocks per iteration")
 for crc, loops_ in limits.items():
     print(f"  {'limit with CRC' if crc else 'limit':<26} limit_aarch64::neon::<N, true, {str(crc).lower()}>:"
           f" N independent chains of 9 AESE+AESMC, AESE, EOR{' and a PMULL fold' if crc else ''};"
@@ -241,7 +252,7 @@ def limit_of(cpu, crc):
 # the loop's bound (the limit, or for a loop that folds a CRC the limit with
 # CRC folds).
 bounds = {cpu: {crc: limit_of(cpu, crc) for crc in (False, True)} for cpu in cpus}
-print(f"\nllvm-mca-22 cycles per 16-byte block (AES-128); in brackets the chains (limits)"
+print(f"\nllvm-mca-22 cycles per AES-128-equivalent block (10 AES rounds; {KEY} loops); in brackets the chains (limits)"
       f" or the share of the loop's bound (the limit; with CRC folds for the loops that fold)")
 print(f"{'loop':<26}" + "".join(f" {cpu:>22}" for cpu in cpus))
 for crc in (False, True):
