@@ -28,10 +28,9 @@
 # and is kernel code that is not the software backend or the limit
 # benchmark. Where some matching functions carry the key size's round
 # count as a const generic (`::<10>`, `<.., 10>` for AES-128), only those
-# count. A loop is a
-# backward branch to a label of the same function; the hot loop is, of the
-# innermost loops with AES round instructions (AESE/AESD), the one with the
-# most of them, the shortest of equals.
+# count. A loop is a backward branch to a label of the same function; the
+# hot loop is, of the innermost loops with AES round instructions
+# (AESE/AESD), the one with the most of them, the shortest of equals.
 # Blocks per iteration are its AES round instructions / 10 (AES-128).
 # The table names each function and loop size, to be checked by eye.
 # Requires the packages of ../shared/notes/aarch64.md (Debian's rustc-web
@@ -165,9 +164,9 @@ def hot_loop(pattern, eor3):
         and not re.search(r"soft|Soft|limit", name)
         and ("::eor3::" in name) == eor3
     ]
-    aes128 = [f for f in named if re.search(rf"[<, ]{key_rounds}(usize)?[>,]", f[0])]
+    of_key = [f for f in named if re.search(rf"[<, ]{key_rounds}(usize)?[>,]", f[0])]
     best = None
-    for name, lines in aes128 or named:
+    for name, lines in of_key or named:
         for body, aes in loops(lines):
             key = (aes, -len(body))
             if aes and (best is None or key > best[0]):
