@@ -19,37 +19,42 @@
 # data written and not the fsyncs of the replacement protocol dominate
 # (scripts/mariadb-big-tables.sh makes them).
 set -euo pipefail
-[ $# -ge 1 ] || { sed -n 2,15p "$0" >&2; exit 2; }
+[ $# -ge 1 ] || { sed -n 2,20p "$0" >&2; exit 2; }
 tool=$(realpath "$1")
 count=${2:-32}
 disk_parent=${3:-$PWD}
 repeat=${REPEAT:-5}
-[ -z "${FROM:-}" ] || FROM=$(realpath "$FROM")
 here=$(cd "$(dirname "$0")/.." && pwd)
 fixtures=$here/tests/fixtures
 cores=$(nproc)
+
+# The tables copied, in turn, and their key file: FROM's, or fixtures of
+# different shapes that share their test key file.
+if [ -n "${FROM:-}" ]; then
+	keys=$(realpath "$FROM")/keys.txt
+	sources=("$(dirname "$keys")"/*.MAI)
+	sources=("${sources[@]%.MAI}")
+	[ -e "${sources[0]}.MAI" ] || { echo "scaling: no tables in $FROM" >&2; exit 1; }
+else
+	keys=$fixtures/cbc_trans_256/keys.txt
+	sources=("$fixtures"/cbc_trans_256/t1 "$fixtures"/blob/t1 "$fixtures"/bs16384/t1)
+	for src in "${sources[@]}"; do
+		cmp -s "$keys" "$(dirname "$src")/keys.txt" ||
+			{ echo "scaling: $src has another key file" >&2; exit 1; }
+	done
+fi
 
 shm=$(mktemp -d /dev/shm/aria-scaling.XXXXXX)
 disk=$(mktemp -d "$disk_parent/aria-scaling.XXXXXX")
 trap 'rm -rf "$shm" "$disk"' EXIT
 
-# Tables t0..t(N-1), cycling through fixtures of different shapes; one key
-# file serves them all (the fixtures share their test key file).
+# Tables t0..t(N-1), cycling through the sources, and their key file.
 make_tables() {
-	local dir=$1 i src keys=$fixtures/cbc_trans_256/keys.txt
-	local sources=("$fixtures"/cbc_trans_256/t1 "$fixtures"/blob/t1 "$fixtures"/bs16384/t1)
-	if [ -n "${FROM:-}" ]; then
-		keys=$FROM/keys.txt
-		sources=("$FROM"/*.MAI)
-		sources=("${sources[@]%.MAI}")
-		[ -e "${sources[0]}.MAI" ] || { echo "scaling: no tables in $FROM" >&2; exit 1; }
-	fi
+	local dir=$1 i src
 	cp "$keys" "$dir/keys.txt"
 	mkdir -p "$dir/db"
 	for ((i = 0; i < count; i++)); do
 		src=${sources[i % ${#sources[@]}]}
-		[ -n "${FROM:-}" ] || cmp -s "$keys" "$(dirname "$src")/keys.txt" ||
-			{ echo "scaling: $src has another key file" >&2; exit 1; }
 		cp "$src.MAI" "$dir/db/t$i.MAI"
 		cp "$src.MAD" "$dir/db/t$i.MAD"
 	done
