@@ -376,9 +376,9 @@ impl<const EOR3: bool> Simd for Armv8Simd<EOR3> {
             let mut y = veorq_u8(Self::splat(iv), k[NR]);
             for i in 0..blocks {
                 let first = veorq_u8(Self::load(src.add(i * 16)), k_first_last);
-                let mut x = vaesmcq_u8(vaeseq_u8(y, first));
+                let mut x = round::<false>(y, first);
                 for key in &k[1..NR - 1] {
-                    x = vaesmcq_u8(vaeseq_u8(x, *key));
+                    x = round::<false>(x, *key);
                 }
                 y = vaeseq_u8(x, k[NR - 1]);
                 Self::store(dst.add(i * 16), veorq_u8(y, k[NR]));
