@@ -9,17 +9,17 @@
 //! stretches ("runs") in which every lane advances one block per step,
 //! calling the scheduler between runs.
 //!
-//! Lanes start `stagger` steps apart. Pages laid out at a power-of-two
-//! stride (a buffer pool) would otherwise put every lane's current block at
-//! the same address modulo 4 KiB, where loads wait on unrelated stores and
-//! all lanes compete for one set of the L1 cache; a small offset between
-//! lanes spreads them. A stride can also cancel the offset (pages 16 bytes
-//! past a multiple of 4 KiB apart with a stagger of one block: 16 VAES-512
-//! lanes then run at a quarter of the speed), so the stagger is checked
-//! against the first lanes' addresses and another one taken where it
-//! crowds them ([`spread_stagger`]). Since equal pages then finish
-//! one step apart, a lane changes jobs in almost every step of a
-//! changeover, so the scheduler does as little as it can between runs: a
+//! Lanes start in groups, a few steps apart ([`Stagger`]). Pages laid out
+//! at a power-of-two stride (a buffer pool) would otherwise put every
+//! lane's current block at the same address modulo 4 KiB, where loads wait
+//! on unrelated stores and all lanes compete for one set of the L1 cache; a
+//! small offset between groups spreads them. A stride can also cancel the
+//! offset (pages 16 bytes past a multiple of 4 KiB apart with a stagger of
+//! one block: 16 VAES-512 lanes then run at a quarter of the speed), so the
+//! stagger is checked against the first lanes' addresses and another one
+//! taken where it crowds them ([`spread_stagger`]). Since equal pages then
+//! finish a group at a time, a changeover is a run of a few steps per
+//! group, so the scheduler does as little as it can between runs: a
 //! backend does not leave its loop, and only the lanes that changed are
 //! touched.
 //!
@@ -104,8 +104,9 @@ impl<'s, 'j, 'b, const N: usize, const CRC: bool> Lanes<'s, 'j, 'b, N, CRC> {
         u64::MAX >> (64 - N)
     };
 
-    /// Lanes for `jobs`, lane `i` starting `i * stagger.steps` steps late,
-    /// or another stagger where that one crowds them ([`spread_stagger`]).
+    /// Lanes for `jobs`, lane `i` starting [`Stagger::delay`] steps late,
+    /// or with another stagger where that one crowds them
+    /// ([`spread_stagger`]).
     pub(crate) fn new(jobs: &'j mut [Job<'b>], stagger: Stagger, scratch: &'s mut Scratch) -> Self {
         let stagger = spread_stagger::<N>(jobs, stagger);
         let mut lanes = Lanes {
@@ -116,7 +117,7 @@ impl<'s, 'j, 'b, const N: usize, const CRC: bool> Lanes<'s, 'j, 'b, N, CRC> {
             started: 0,
             job: [IDLE; N],
             ends: EndQueue::new(),
-            start_at: core::array::from_fn(|lane| lane * stagger),
+            start_at: core::array::from_fn(|lane| stagger.delay(lane)),
             chain: [[0; 16]; MAX_LANES],
             crc: [[0; 16]; MAX_LANES],
         };
@@ -252,29 +253,42 @@ impl<'s, 'j, 'b, const N: usize, const CRC: bool> Lanes<'s, 'j, 'b, N, CRC> {
     }
 }
 
-/// How a backend's lanes start: `steps` steps apart, unless the lanes'
-/// current blocks then take more than `crowd` lines of one set of the L1
-/// cache (one 64-byte line modulo 4 KiB) and [`spread_stagger`] takes
-/// another stagger.
-#[derive(Clone, Copy, Debug)]
+/// How a backend's lanes start: in groups of `group` lanes, each group
+/// `steps` steps after the one before, unless the lanes' current blocks
+/// then take more than `crowd` lines of one set of the L1 cache (one
+/// 64-byte line modulo 4 KiB) and [`spread_stagger`] takes another stagger.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Stagger {
     pub(crate) steps: usize,
+    pub(crate) group: usize,
     pub(crate) crowd: usize,
 }
 
 impl Stagger {
     /// Lanes in SIMD registers, which load and store every lane's block
-    /// within a few cycles of each other: `steps` apart, and at most 6
-    /// lines in a set, under the 8 ways of the smallest L1 the backends
-    /// meet (AMD Zen 3; Intel's have 12): lines the lanes have just left
-    /// or are about to enter share the sets too. Measured on an Intel
-    /// core: 8 AES-NI lanes in one set run as fast as spread ones, 16
-    /// VAES-512 lanes at a quarter of the speed; 16 lanes copying between
-    /// two pools at the same offsets in 4 KiB (8 lines a set with a
-    /// stagger of one step) at 0.6 times the speed of 4 a set, VAES-256
-    /// at 0.75.
-    pub(crate) const fn vector(steps: usize) -> Stagger {
-        Stagger { steps, crowd: 6 }
+    /// within a few cycles of each other: groups of `group` lanes `steps`
+    /// apart, and at most 6 lines in a set, under the 8 ways of the
+    /// smallest L1 the backends meet (AMD Zen 3; Intel's have 12): lines
+    /// the lanes have just left or are about to enter share the sets too.
+    /// Measured on an Intel core: 8 AES-NI lanes in one set run as fast as
+    /// spread ones, 16 VAES-512 lanes at a quarter of the speed; 16 lanes
+    /// copying between two pools at the same offsets in 4 KiB (8 lines a
+    /// set with a stagger of one step) at 0.6 times the speed of 4 a set,
+    /// VAES-256 at 0.75.
+    ///
+    /// Lanes of one group work at the same offset in their pages, so at a
+    /// changeover of equal pages the group changes jobs in one run; and a
+    /// lane's loads never meet the 4 KiB alias of a store from the step
+    /// before, which a stagger of one step between single lanes makes
+    /// every lane's loads do (its neighbour stored that offset a step
+    /// earlier).
+    pub(crate) const fn vector(steps: usize, group: usize) -> Stagger {
+        assert!(group >= 1);
+        Stagger {
+            steps,
+            group,
+            crowd: 6,
+        }
     }
 
     /// The software backend's lanes: a block array that the `aes` crate
@@ -286,28 +300,35 @@ impl Stagger {
     /// faster and 64 jobs 1.65 times as fast.
     pub(crate) const SOFTWARE: Stagger = Stagger {
         steps: 0,
+        group: 1,
         crowd: 16,
     };
+
+    /// The steps `lane` starts after the first lane.
+    fn delay(self, lane: usize) -> usize {
+        lane / self.group * self.steps
+    }
 }
 
-/// The staggers tried, in this order, when the backend's crowds the lanes.
+/// The staggers tried, one lane to a group, in this order, when the
+/// backend's crowds the lanes.
 const STAGGERS: [usize; 5] = [1, 2, 3, 5, 7];
 
-/// The stagger for `jobs` in `N` lanes: `backend.steps` unless the first
-/// `N` jobs' current blocks then take more than `backend.crowd` lines of
-/// one L1 set (their input and, out of place, their output), else the
-/// first of [`STAGGERS`] that crowds them least. Lane `i` takes the `i`-th
-/// job with data and starts `i * stagger` steps late, so its block at any
-/// step lies `16 * stagger * i` bytes before where the first lane's would
-/// in the same buffer; jobs laid out alike keep that pattern when lanes
-/// take the next ones.
-fn spread_stagger<const N: usize>(jobs: &[Job<'_>], backend: Stagger) -> usize {
-    let crowd = |stagger: usize| {
+/// The stagger for `jobs` in `N` lanes: `backend` unless the first `N`
+/// jobs' current blocks then take more than `backend.crowd` lines of one L1
+/// set (their input and, out of place, their output), else the first of
+/// [`STAGGERS`] that crowds them least. Lane `i` takes the `i`-th job with
+/// data and starts [`Stagger::delay`] steps late, so its block at any step
+/// lies `16 * delay` bytes before where the first lane's would in the same
+/// buffer; jobs laid out alike keep that pattern when lanes take the next
+/// ones.
+fn spread_stagger<const N: usize>(jobs: &[Job<'_>], backend: Stagger) -> Stagger {
+    let crowd = |stagger: Stagger| {
         let mut per_set = [0u8; 64];
         let mut most = 0;
         let busy = jobs.iter().filter(|job| job.io.blocks() > 0).take(N);
         for (lane, job) in busy.enumerate() {
-            let shift = 16 * stagger * lane;
+            let shift = 16 * stagger.delay(lane);
             let (input, output) = (job.io.input().as_ptr(), job.io.output().as_ptr());
             let lines = if input == output { 1 } else { 2 };
             for at in [input, output].into_iter().take(lines) {
@@ -318,13 +339,18 @@ fn spread_stagger<const N: usize>(jobs: &[Job<'_>], backend: Stagger) -> usize {
         }
         most
     };
-    if crowd(backend.steps) <= backend.crowd {
-        return backend.steps;
+    if crowd(backend) <= backend.crowd {
+        return backend;
     }
     STAGGERS
         .into_iter()
+        .map(|steps| Stagger {
+            steps,
+            group: 1,
+            ..backend
+        })
         .min_by_key(|&stagger| crowd(stagger))
-        .unwrap_or(backend.steps)
+        .unwrap_or(backend)
 }
 
 /// The lanes whose bits are set in `mask`, lowest first.
@@ -399,16 +425,16 @@ mod tests {
     /// The most lines that the lanes' blocks take in one L1 set (a 64-byte
     /// line modulo 4 KiB) over the pages of `pools` (one pool in place;
     /// the input and the output pool otherwise), `stride` bytes apart, lane
-    /// `i` `stagger * i` steps behind the first, at the first block's phase
+    /// `i` `stagger.delay(i)` steps behind the first, at the first block's phase
     /// in its line. (The lanes' blocks move 16 bytes a step, so an input
     /// and an output less than a line apart share a set in some steps
     /// only; [`spread_stagger`] reads the same phase.)
-    fn lines_per_set<const N: usize>(pools: &[&[u8]], stride: usize, stagger: usize) -> usize {
+    fn lines_per_set<const N: usize>(pools: &[&[u8]], stride: usize, stagger: Stagger) -> usize {
         let mut per_set = [0; 64];
         for pool in pools {
             for lane in 0..N {
                 let page = pool[lane * stride..].as_ptr().addr();
-                let block = page.wrapping_sub(16 * stagger * lane);
+                let block = page.wrapping_sub(16 * stagger.delay(lane));
                 per_set[(block % 4096) / 64] += 1;
             }
         }
@@ -452,7 +478,7 @@ mod tests {
         in_place: bool,
         backend: Stagger,
         input_at: usize,
-    ) -> usize {
+    ) -> Stagger {
         let jobs: Vec<Job> = output
             .chunks_exact_mut(stride)
             .zip(input.chunks_exact(stride))
@@ -479,13 +505,10 @@ mod tests {
         );
         assert!(
             crowd <= backend.crowd,
-            "{case}, stagger {stagger}: {crowd} lines in one L1 set"
+            "{case}, {stagger:?}: {crowd} lines in one L1 set"
         );
-        if lines_per_set::<N>(pools, stride, backend.steps) <= backend.crowd {
-            assert_eq!(
-                stagger, backend.steps,
-                "{case}: the backend's stagger was fine"
-            );
+        if lines_per_set::<N>(pools, stride, backend) <= backend.crowd {
+            assert_eq!(stagger, backend, "{case}: the backend's stagger was fine");
         }
         stagger
     }
@@ -493,19 +516,35 @@ mod tests {
     /// A buffer-pool flush into a write buffer: 16 vector lanes copying
     /// between two pools at the same offsets in 4 KiB, where a stagger of
     /// one step puts 8 lines in a set (measured 1.6 times slower on an
-    /// Intel core), take another stagger; in place they keep it.
+    /// Intel core), and so do groups of four lanes, take another stagger;
+    /// in place they keep it.
     #[test]
     fn copying_between_aligned_pools_takes_another_stagger() {
         const STRIDE: usize = 8192;
         // `check_pools` also checks that the stagger taken keeps the sets
         // within the backend's crowd.
-        let stagger = |in_place| {
-            aligned_pools(16 * STRIDE, 0, |output, input| {
-                check_pools::<16>(output, input, STRIDE, in_place, Stagger::vector(1), 0)
-            })
-        };
-        assert_ne!(stagger(false), 1, "8 lines a set");
-        assert_eq!(stagger(true), 1);
+        for backend in [Stagger::vector(1, 1), Stagger::vector(4, 4)] {
+            let stagger = |in_place| {
+                aligned_pools(16 * STRIDE, 0, |output, input| {
+                    check_pools::<16>(output, input, STRIDE, in_place, backend, 0)
+                })
+            };
+            assert_ne!(stagger(false), backend, "8 lines a set");
+            assert_eq!(stagger(true), backend);
+        }
+    }
+
+    /// A group of lanes starts together; groups start `steps` apart.
+    #[test]
+    fn lanes_start_by_groups() {
+        let delays: Vec<usize> = (0..10)
+            .map(|lane| Stagger::vector(4, 4).delay(lane))
+            .collect();
+        assert_eq!(delays, [0, 0, 0, 0, 4, 4, 4, 4, 8, 8]);
+        let delays: Vec<usize> = (0..4)
+            .map(|lane| Stagger::vector(2, 1).delay(lane))
+            .collect();
+        assert_eq!(delays, [0, 2, 4, 6]);
     }
 
     /// Pages at strides that crowd lanes with the backends' stagger get
@@ -514,7 +553,7 @@ mod tests {
     fn stagger_spreads_lanes_over_cache_sets() {
         let soft = Stagger::SOFTWARE;
         for in_place in [true, false] {
-            for backend in [Stagger::vector(1), soft] {
+            for backend in [Stagger::vector(1, 1), Stagger::vector(4, 4), soft] {
                 check_strides::<8>(in_place, backend);
                 check_strides::<16>(in_place, backend);
                 check_strides::<32>(in_place, backend);

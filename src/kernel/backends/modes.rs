@@ -1121,7 +1121,7 @@ unsafe fn scatter<'x, B: Simd, const R: usize, const N: usize>(
 macro_rules! entries {
     (
         $B:ty, token: $T:ty, features: $f:literal, wide: $W:expr,
-        lanes: $R:expr, $N:expr, stagger: $stagger:expr,
+        lanes: $R:expr, $N:expr, stagger: $steps:literal $(steps per $group:literal lanes)?,
         wide_lanes: $R2:expr, $N2:expr, from: $min:expr,
         clmul: $CT:ty, $cf:literal
     ) => {
@@ -1267,7 +1267,9 @@ macro_rules! entries {
             wide: impl FnOnce(&mut Lanes<'_, '_, '_, { $N2 }, CRC>),
         ) {
             let mut scratch = Scratch::new();
-            let stagger = $crate::kernel::lanes::Stagger::vector($stagger);
+            // One lane to a group unless the backend names a group.
+            let group = 1 $(+ $group - 1)?;
+            let stagger = $crate::kernel::lanes::Stagger::vector($steps, group);
             if jobs.len() >= $min {
                 wide(&mut Lanes::new(jobs, stagger, &mut scratch));
             } else {

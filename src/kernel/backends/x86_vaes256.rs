@@ -166,7 +166,7 @@ entries!(
     token: Vaes256Token,
     features: "aes,ssse3,sse4.1,avx,avx2,vaes",
     wide: 8,
-    lanes: 8, 16, stagger: 1,
+    lanes: 8, 16, stagger: 4 steps per 4 lanes,
     wide_lanes: 8, 16, from: usize::MAX,
     clmul: Vaes256ClmulToken, "aes,ssse3,sse4.1,avx,avx2,vaes,pclmulqdq,vpclmulqdq"
 );

@@ -175,7 +175,7 @@ entries!(
     token: Vaes512Token,
     features: "aes,ssse3,sse4.1,avx,avx2,vaes,avx512f,avx512bw,avx512vl",
     wide: 4,
-    lanes: 4, 16, stagger: 1,
+    lanes: 4, 16, stagger: 4 steps per 4 lanes,
     wide_lanes: 8, 32, from: super::x86::vaes512_wide_lanes_from(),
     clmul: Vaes512ClmulToken,
         "aes,ssse3,sse4.1,avx,avx2,vaes,avx512f,avx512bw,avx512vl,pclmulqdq,vpclmulqdq"
