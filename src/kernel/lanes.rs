@@ -281,7 +281,10 @@ impl Stagger {
     /// lane's loads never meet the 4 KiB alias of a store from the step
     /// before, which a stagger of one step between single lanes makes
     /// every lane's loads do (its neighbour stored that offset a step
-    /// earlier).
+    /// earlier). Measured on an Intel core, 64 pages in place: groups of
+    /// four lanes four steps apart 1.02× (VAES-512) and 1.04× (VAES-256)
+    /// the speed of single lanes one step apart; AES-NI's 8 lanes the same
+    /// speed either way.
     pub(crate) const fn vector(steps: usize, group: usize) -> Stagger {
         assert!(group >= 1);
         Stagger {
@@ -318,11 +321,11 @@ const STAGGERS: [usize; 5] = [1, 2, 3, 5, 7];
 /// jobs' current blocks then take more than `backend.crowd` lines of one L1
 /// set (their input and, out of place, their output), else the backend's
 /// steps with the largest smaller group (halving it) that does not, else
-/// the first of [`STAGGERS`] that crowds them least. Lane `i` takes the `i`-th job with
-/// data and starts [`Stagger::delay`] steps late, so its block at any step
-/// lies `16 * delay` bytes before where the first lane's would in the same
-/// buffer; jobs laid out alike keep that pattern when lanes take the next
-/// ones.
+/// the first of [`STAGGERS`] that crowds them least. Lane `i` takes the
+/// `i`-th job with data and starts [`Stagger::delay`] steps late, so its
+/// block at any step lies `16 * delay` bytes before where the first lane's
+/// would in the same buffer; jobs laid out alike keep that pattern when
+/// lanes take the next ones.
 fn spread_stagger<const N: usize>(jobs: &[Job<'_>], backend: Stagger) -> Stagger {
     let crowd = |stagger: Stagger| {
         let mut per_set = [0u8; 64];
