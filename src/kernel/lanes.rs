@@ -83,8 +83,6 @@ pub(crate) struct Lanes<'s, 'j, 'b, const N: usize, const CRC: bool> {
     /// Lanes that took a job at the latest `end_run`.
     started: u64,
     job: [usize; N],
-    /// When the active lanes' jobs end, earliest first.
-    ends: EndQueue,
     /// A lane waiting for its stagger starts at this step.
     start_at: [usize; N],
     /// The chaining value of each lane: the job's IV when the lane takes
@@ -116,7 +114,6 @@ impl<'s, 'j, 'b, const N: usize, const CRC: bool> Lanes<'s, 'j, 'b, N, CRC> {
             waiting: Self::ALL,
             started: 0,
             job: [IDLE; N],
-            ends: EndQueue::new(),
             start_at: core::array::from_fn(|lane| stagger.delay(lane)),
             chain: [[0; 16]; MAX_LANES],
             crc: [[0; 16]; MAX_LANES],
@@ -140,10 +137,7 @@ impl<'s, 'j, 'b, const N: usize, const CRC: bool> Lanes<'s, 'j, 'b, N, CRC> {
             } else {
                 MAX_RUN
             };
-            let mut steps = self
-                .ends
-                .first()
-                .map_or(most, |(end, _)| most.min(end - now));
+            let mut steps = self.first_end().map_or(most, |end| most.min(end - now));
             let waiting = if self.next.is_some() { self.waiting } else { 0 };
             for lane in lanes(waiting) {
                 steps = steps.min(self.start_at[lane] - now);
@@ -174,38 +168,47 @@ impl<'s, 'j, 'b, const N: usize, const CRC: bool> Lanes<'s, 'j, 'b, N, CRC> {
         while let Some(run) = self.begin_run() {
             kernel.run(&run);
             // Only what changes hands moves through memory: a changeover
-            // with staggered lanes is a run of one step per lane.
+            // with staggered lanes is a run of a few steps per group.
+            let ended = self.finishing();
             if CRC {
-                kernel.save_crc(self.finishing(), &mut self.crc);
+                kernel.save_crc(ended, &mut self.crc);
             }
-            let started = self.end_run();
+            let started = self.end_run(ended);
             if started != 0 {
                 kernel.restart(started, &self.chain, &self.crc);
             }
         }
     }
 
-    /// The lanes whose jobs end with the run just made.
+    /// The lanes whose jobs end with the run just made. (A scan of every
+    /// lane: with a group of lanes ending at once, cheaper than a queue of
+    /// ends in order, whose every removal mispredicted its branches.)
     fn finishing(&self) -> u64 {
         let now = self.cursors.now();
-        let mut mask = 0;
-        for (lane, &job) in self.job.iter().enumerate() {
-            if job != IDLE && self.cursors.end(lane) == now {
-                mask |= 1 << lane;
-            }
-        }
-        mask
+        (0..N).fold(0, |mask, lane| {
+            let ends = self.active & (1 << lane) != 0 && self.cursors.end(lane) == now;
+            mask | (u64::from(ends) << lane)
+        })
     }
 
-    /// Records that the run `begin_run` started is done: hands finished
-    /// lanes' CRC accumulators to their jobs and gives free lanes the next
-    /// jobs. Returns the lanes that took a job.
-    fn end_run(&mut self) -> u64 {
-        let now = self.cursors.now();
-        while let Some((end, lane)) = self.ends.first()
-            && end == now
-        {
-            self.ends.pop();
+    /// The step at which the first of the active lanes' jobs ends.
+    fn first_end(&self) -> Option<usize> {
+        let first = (0..N).fold(usize::MAX, |first, lane| {
+            if self.active & (1 << lane) != 0 {
+                first.min(self.cursors.end(lane))
+            } else {
+                first
+            }
+        });
+        (self.active != 0).then_some(first)
+    }
+
+    /// Records that the run `begin_run` started is done: hands the CRC
+    /// accumulators of the lanes in `ended` (their jobs ended with it) to
+    /// their jobs and gives free lanes the next jobs. Returns the lanes
+    /// that took a job.
+    fn end_run(&mut self, ended: u64) -> u64 {
+        for lane in lanes(ended) {
             self.active &= !(1 << lane);
             self.cursors.idle(lane);
             let job = core::mem::replace(&mut self.job[lane], IDLE);
@@ -236,7 +239,6 @@ impl<'s, 'j, 'b, const N: usize, const CRC: bool> Lanes<'s, 'j, 'b, N, CRC> {
             self.started |= bit;
             self.job[lane] = job;
             let taken = &self.cursors.jobs()[job];
-            self.ends.push(now + taken.io.blocks(), lane);
             self.chain[lane] = taken.iv;
             if CRC {
                 self.crc[lane] = taken.crc.as_ref().map_or([0; 16], CrcRequest::seed);
@@ -378,63 +380,9 @@ fn lanes(mut mask: u64) -> impl Iterator<Item = usize> {
     })
 }
 
-/// A binary min-heap of (end step, lane) for at most `MAX_LANES` lanes: the
-/// next lane to finish without scanning every lane at every run.
-struct EndQueue {
-    len: usize,
-    heap: [(usize, usize); MAX_LANES],
-}
-
-impl EndQueue {
-    fn new() -> Self {
-        EndQueue {
-            len: 0,
-            heap: [(0, 0); MAX_LANES],
-        }
-    }
-
-    fn first(&self) -> Option<(usize, usize)> {
-        (self.len > 0).then(|| self.heap[0])
-    }
-
-    /// Adds a lane; each lane is in the queue at most once, so it never
-    /// holds more than `MAX_LANES` entries.
-    fn push(&mut self, end: usize, lane: usize) {
-        let mut at = self.len;
-        self.heap[at] = (end, lane);
-        self.len += 1;
-        while at > 0 && self.heap[(at - 1) / 2] > self.heap[at] {
-            self.heap.swap(at, (at - 1) / 2);
-            at = (at - 1) / 2;
-        }
-    }
-
-    fn pop(&mut self) {
-        self.len -= 1;
-        self.heap[0] = self.heap[self.len];
-        let mut at = 0;
-        loop {
-            let (left, right) = (2 * at + 1, 2 * at + 2);
-            let mut min = at;
-            if left < self.len && self.heap[left] < self.heap[min] {
-                min = left;
-            }
-            if right < self.len && self.heap[right] < self.heap[min] {
-                min = right;
-            }
-            if min == at {
-                return;
-            }
-            self.heap.swap(at, min);
-            at = min;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
 
     /// The most lines that the lanes' blocks take in one L1 set (a 64-byte
     /// line modulo 4 KiB) over the pages of `pools` (one pool in place;
@@ -579,31 +527,6 @@ mod tests {
                 check_strides::<32>(in_place, backend);
             }
             check_strides::<64>(in_place, soft);
-        }
-    }
-
-    proptest! {
-        /// The queue against a sorted list: pushes of distinct lanes and
-        /// pops in any order always give the smallest (end, lane).
-        #[test]
-        fn end_queue_gives_the_earliest_end(
-            ops in prop::collection::vec((any::<bool>(), 0usize..10_000), 0..400),
-        ) {
-            let mut queue = EndQueue::new();
-            let mut model: Vec<(usize, usize)> = Vec::new();
-            let mut free: Vec<usize> = (0..MAX_LANES).collect();
-            for (push, end) in ops {
-                if push && let Some(lane) = free.pop() {
-                    queue.push(end, lane);
-                    model.push((end, lane));
-                } else if let Some(&first) = model.iter().min() {
-                    prop_assert_eq!(queue.first(), Some(first));
-                    queue.pop();
-                    model.retain(|&e| e != first);
-                    free.push(first.1);
-                }
-                prop_assert_eq!(queue.first(), model.iter().min().copied());
-            }
         }
     }
 }
