@@ -186,7 +186,7 @@ entries!(
     token: AesNiToken,
     features: "aes,ssse3,sse4.1",
     wide: 8,
-    lanes: 8, 8, stagger: 1,
+    lanes: 8, 8, stagger: 4 steps per 4 lanes,
     wide_lanes: 8, 8, from: usize::MAX,
     clmul: AesNiClmulToken, "aes,ssse3,sse4.1,pclmulqdq"
 );
