@@ -83,8 +83,9 @@ pub(crate) struct Lanes<'s, 'j, 'b, const N: usize, const CRC: bool> {
     /// Lanes that took a job at the latest `end_run`.
     started: u64,
     job: [usize; N],
-    /// A lane waiting for its stagger starts at this step.
-    start_at: [usize; N],
+    /// The stagger taken: a lane waiting for it starts at step
+    /// `stagger.delay(lane)`.
+    stagger: Stagger,
     /// The chaining value of each lane: the job's IV when the lane takes
     /// it. Backends keep the live chains in registers and read this for
     /// the lanes that (re)started.
@@ -114,7 +115,7 @@ impl<'s, 'j, 'b, const N: usize, const CRC: bool> Lanes<'s, 'j, 'b, N, CRC> {
             waiting: Self::ALL,
             started: 0,
             job: [IDLE; N],
-            start_at: core::array::from_fn(|lane| stagger.delay(lane)),
+            stagger,
             chain: [[0; 16]; MAX_LANES],
             crc: [[0; 16]; MAX_LANES],
         };
@@ -140,7 +141,7 @@ impl<'s, 'j, 'b, const N: usize, const CRC: bool> Lanes<'s, 'j, 'b, N, CRC> {
             let mut steps = self.first_end().map_or(most, |end| most.min(end - now));
             let waiting = if self.next.is_some() { self.waiting } else { 0 };
             for lane in lanes(waiting) {
-                steps = steps.min(self.start_at[lane] - now);
+                steps = steps.min(self.stagger.delay(lane) - now);
             }
             if self.active == 0 {
                 // Lanes waiting for their stagger have no reason to wait
@@ -227,7 +228,7 @@ impl<'s, 'j, 'b, const N: usize, const CRC: bool> Lanes<'s, 'j, 'b, N, CRC> {
         self.started = 0;
         let mut free = Self::ALL & !self.active;
         for lane in lanes(self.waiting) {
-            if self.start_at[lane] > now {
+            if self.stagger.delay(lane) > now {
                 free &= !(1 << lane);
             }
         }
