@@ -1118,11 +1118,17 @@ unsafe fn scatter<'x, B: Simd, const R: usize, const N: usize>(
 /// takes the backend's token (proof of its CPU features), picks the round
 /// count, and calls a `#[target_feature]` function into which the generic
 /// mode above inlines.
+///
+/// CBC encryption runs `lanes` (registers, lanes) or, from a batch of
+/// `from` jobs, `wide_lanes`; with `narrow_on: S, R, when: cond`, the first
+/// run on `R` registers of the narrower `S` (whose features the backend's
+/// include) where `cond` holds, unless the lanes fold CRCs.
 macro_rules! entries {
     (
         $B:ty, token: $T:ty, features: $f:literal, wide: $W:expr,
         lanes: $R:expr, $N:expr, stagger: $steps:literal $(steps per $group:literal lanes)?,
         wide_lanes: $R2:expr, $N2:expr, from: $min:expr,
+        $(narrow_on: $H:ty, $RH:expr, when: $on_h:expr,)?
         clmul: $CT:ty, $cf:literal
     ) => {
         impl $B {
@@ -1227,11 +1233,17 @@ macro_rules! entries {
                     jobs,
                     // SAFETY: the token proves the CPU features.
                     |lanes| unsafe {
-                        by_rounds!(keys, run_lanes::<NR, { $R }, { $N }>(&keys.enc, lanes))
+                        $(if $on_h {
+                            return by_rounds!(
+                                keys,
+                                run_lanes::<NR, $H, { $RH }, { $N }>(&keys.enc, lanes)
+                            );
+                        })?
+                        by_rounds!(keys, run_lanes::<NR, $B, { $R }, { $N }>(&keys.enc, lanes))
                     },
                     // SAFETY: as above.
                     |lanes| unsafe {
-                        by_rounds!(keys, run_lanes::<NR, { $R2 }, { $N2 }>(&keys.enc, lanes))
+                        by_rounds!(keys, run_lanes::<NR, $B, { $R2 }, { $N2 }>(&keys.enc, lanes))
                     },
                 );
             }
@@ -1362,13 +1374,15 @@ macro_rules! entries {
             }
         }
 
+        /// The lanes on `S`'s registers: the backend's own, or the narrower
+        /// ones its features include (`narrow_on`).
         #[target_feature(enable = $f)]
-        unsafe fn run_lanes<const NR: usize, const R: usize, const N: usize>(
+        unsafe fn run_lanes<const NR: usize, S: Simd, const R: usize, const N: usize>(
             keys: &[[u8; 16]; MAX_ROUND_KEYS],
             lanes: &mut Lanes<'_, '_, '_, N, false>,
         ) {
-            // SAFETY: the caller's contract.
-            unsafe { modes::cbc_encrypt_lanes::<$B, NR, R, N, false>(keys, lanes, |a, _| a) }
+            // SAFETY: the caller's contract; `$f` includes `S`'s features.
+            unsafe { modes::cbc_encrypt_lanes::<S, NR, R, N, false>(keys, lanes, |a, _| a) }
         }
 
         #[target_feature(enable = $cf)]

@@ -19,6 +19,7 @@ use super::x86_miri::_mm512_ternarylogic_epi64;
 use super::modes::{self, Clmul, Simd, by_rounds, entries};
 use super::x86::{Vaes512ClmulToken, Vaes512Token};
 use super::x86_aesni::AesNi;
+use super::x86_vaes256::Vaes256;
 use crate::kernel::Job;
 use crate::kernel::inout::InOut;
 use crate::kernel::key_schedule::{MAX_ROUND_KEYS, RoundKeys};
@@ -177,6 +178,7 @@ entries!(
     wide: 4,
     lanes: 4, 16, stagger: 4 steps per 4 lanes,
     wide_lanes: 8, 32, from: super::x86::vaes512_wide_lanes_from(),
+    narrow_on: Vaes256, 8, when: super::x86::vaes512_on_ymm(),
     clmul: Vaes512ClmulToken,
         "aes,ssse3,sse4.1,avx,avx2,vaes,avx512f,avx512bw,avx512vl,pclmulqdq,vpclmulqdq"
 );
