@@ -4,7 +4,9 @@
 //! on a core with two 512-bit AES pipes (Zen 5) batches of 32 jobs and more
 //! run 32 lanes, as eight registers keep both pipes busy (smaller batches
 //! stay at sixteen, as idle lanes would cost throughput). See
-//! `x86::vaes512_wide_lanes_from`.
+//! `x86::vaes512_wide_lanes_from`. On a core that splits 512-bit
+//! instructions in halves (Zen 4) the sixteen run on eight 256-bit
+//! registers unless they fold CRCs: `x86::vaes512_on_ymm`.
 //!
 //! With VPCLMULQDQ the lanes also fold the CRC-32 of their plaintext: two
 //! carry-less multiplications per register and step beside ten `vaesenc`.
