@@ -1122,7 +1122,7 @@ unsafe fn scatter<'x, B: Simd, const R: usize, const N: usize>(
 /// CBC encryption runs `lanes` (registers, lanes) or, from a batch of
 /// `from` jobs, `wide_lanes`; with `narrow_on: S, R, when: cond`, the first
 /// run on `R` registers of the narrower `S` (whose features the backend's
-/// include) where `cond` holds, unless the lanes fold CRCs.
+/// include) where `cond` holds, with or without CRC folds.
 macro_rules! entries {
     (
         $B:ty, token: $T:ty, features: $f:literal, wide: $W:expr,
@@ -1257,13 +1257,19 @@ macro_rules! entries {
                     // SAFETY: the token proves the CPU features with
                     // carry-less multiply.
                     |lanes| unsafe {
-                        by_rounds!(keys, run_lanes_crc::<NR, { $R }, { $N }>(&keys.enc, lanes))
+                        $(if $on_h {
+                            return by_rounds!(
+                                keys,
+                                run_lanes_crc::<NR, $H, { $RH }, { $N }>(&keys.enc, lanes)
+                            );
+                        })?
+                        by_rounds!(keys, run_lanes_crc::<NR, $B, { $R }, { $N }>(&keys.enc, lanes))
                     },
                     // SAFETY: as above.
                     |lanes| unsafe {
                         by_rounds!(
                             keys,
-                            run_lanes_crc::<NR, { $R2 }, { $N2 }>(&keys.enc, lanes)
+                            run_lanes_crc::<NR, $B, { $R2 }, { $N2 }>(&keys.enc, lanes)
                         )
                     },
                 );
@@ -1385,17 +1391,20 @@ macro_rules! entries {
             unsafe { modes::cbc_encrypt_lanes::<S, NR, R, N, false>(keys, lanes, |a, _| a) }
         }
 
+        /// [`run_lanes`] with the CRC folds, in the features with
+        /// carry-less multiply.
         #[target_feature(enable = $cf)]
-        unsafe fn run_lanes_crc<const NR: usize, const R: usize, const N: usize>(
+        unsafe fn run_lanes_crc<const NR: usize, S: Simd + Clmul, const R: usize, const N: usize>(
             keys: &[[u8; 16]; MAX_ROUND_KEYS],
             lanes: &mut Lanes<'_, '_, '_, N, true>,
         ) {
             // SAFETY: the caller's contract (features with carry-less
-            // multiply, so `Clmul::fold` may run).
+            // multiply, so `Clmul::fold` may run); `$cf` includes `S`'s
+            // features.
             unsafe {
-                let k = <$B as Simd>::splat(&$crate::kernel::crc::FOLD_128_BLOCK);
-                modes::cbc_encrypt_lanes::<$B, NR, R, N, true>(keys, lanes, |a, b| {
-                    <$B as Clmul>::fold(a, k, b)
+                let k = <S as Simd>::splat(&$crate::kernel::crc::FOLD_128_BLOCK);
+                modes::cbc_encrypt_lanes::<S, NR, R, N, true>(keys, lanes, |a, b| {
+                    <S as Clmul>::fold(a, k, b)
                 })
             }
         }

@@ -6,7 +6,7 @@
 //! stay at sixteen, as idle lanes would cost throughput). See
 //! `x86::vaes512_wide_lanes_from`. On a core that splits 512-bit
 //! instructions in halves (Zen 4) the sixteen run on eight 256-bit
-//! registers unless they fold CRCs: `x86::vaes512_on_ymm`.
+//! registers: `x86::vaes512_on_ymm`.
 //!
 //! With VPCLMULQDQ the lanes also fold the CRC-32 of their plaintext: two
 //! carry-less multiplications per register and step beside ten `vaesenc`.
