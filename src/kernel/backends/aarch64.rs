@@ -482,6 +482,7 @@ entries!(
     wide: 8,
     lanes: 8, 8, stagger: 1,
     wide_lanes: 8, 8, from: usize::MAX,
+    few_lanes: 8, 8, upto: 0,
     clmul: Armv8ClmulToken, "aes,neon"
 );
 
@@ -500,6 +501,7 @@ mod eor3 {
         wide: 8,
         lanes: 8, 8, stagger: 1,
         wide_lanes: 8, 8, from: usize::MAX,
+        few_lanes: 8, 8, upto: 0,
         clmul: Armv8Eor3ClmulToken, "aes,neon,sha3"
     );
 }

@@ -1119,16 +1119,18 @@ unsafe fn scatter<'x, B: Simd, const R: usize, const N: usize>(
 /// count, and calls a `#[target_feature]` function into which the generic
 /// mode above inlines.
 ///
-/// CBC encryption runs `lanes` (registers, lanes) or, from a batch of
-/// `from` jobs, `wide_lanes`; with `narrow_on: S, R, when: cond`, the first
-/// run on `R` registers of the narrower `S` (whose features the backend's
-/// include) where `cond` holds, with or without CRC folds.
+/// CBC encryption runs `lanes` (registers, lanes); from a batch of `from`
+/// jobs on, `wide_lanes`; for a batch of at most `upto`, `few_lanes`. With
+/// `narrow_on: S, R3, R, when: cond`, the few and the ordinary lanes run
+/// on `R3` and `R` registers of the narrower `S` (whose features the
+/// backend's include) where `cond` holds.
 macro_rules! entries {
     (
         $B:ty, token: $T:ty, features: $f:literal, wide: $W:expr,
         lanes: $R:expr, $N:expr, stagger: $steps:literal $(steps per $group:literal lanes)?,
         wide_lanes: $R2:expr, $N2:expr, from: $min:expr,
-        $(narrow_on: $H:ty, $RH:expr, when: $on_h:expr,)?
+        few_lanes: $R3:expr, $N3:expr, upto: $max:expr,
+        $(narrow_on: $H:ty, $RH3:expr, $RH:expr, when: $on_h:expr,)?
         clmul: $CT:ty, $cf:literal
     ) => {
         impl $B {
@@ -1233,13 +1235,11 @@ macro_rules! entries {
                     jobs,
                     // SAFETY: the token proves the CPU features.
                     |lanes| unsafe {
-                        $(if $on_h {
-                            return by_rounds!(
-                                keys,
-                                run_lanes::<NR, $H, { $RH }, { $N }>(&keys.enc, lanes)
-                            );
-                        })?
-                        by_rounds!(keys, run_lanes::<NR, $B, { $R }, { $N }>(&keys.enc, lanes))
+                        by_rounds!(keys, lanes_of::<NR, { $R3 }, { 0 $(+ $RH3)? }, { $N3 }>(&keys.enc, lanes))
+                    },
+                    // SAFETY: as above.
+                    |lanes| unsafe {
+                        by_rounds!(keys, lanes_of::<NR, { $R }, { 0 $(+ $RH)? }, { $N }>(&keys.enc, lanes))
                     },
                     // SAFETY: as above.
                     |lanes| unsafe {
@@ -1257,30 +1257,27 @@ macro_rules! entries {
                     // SAFETY: the token proves the CPU features with
                     // carry-less multiply.
                     |lanes| unsafe {
-                        $(if $on_h {
-                            return by_rounds!(
-                                keys,
-                                run_lanes_crc::<NR, $H, { $RH }, { $N }>(&keys.enc, lanes)
-                            );
-                        })?
-                        by_rounds!(keys, run_lanes_crc::<NR, $B, { $R }, { $N }>(&keys.enc, lanes))
+                        by_rounds!(keys, crc_lanes_of::<NR, { $R3 }, { 0 $(+ $RH3)? }, { $N3 }>(&keys.enc, lanes))
                     },
                     // SAFETY: as above.
                     |lanes| unsafe {
-                        by_rounds!(
-                            keys,
-                            run_lanes_crc::<NR, $B, { $R2 }, { $N2 }>(&keys.enc, lanes)
-                        )
+                        by_rounds!(keys, crc_lanes_of::<NR, { $R }, { 0 $(+ $RH)? }, { $N }>(&keys.enc, lanes))
+                    },
+                    // SAFETY: as above.
+                    |lanes| unsafe {
+                        by_rounds!(keys, run_lanes_crc::<NR, $B, { $R2 }, { $N2 }>(&keys.enc, lanes))
                     },
                 );
                 $crate::kernel::crc::finish_jobs(jobs);
             }
         }
 
-        /// Runs `jobs` through `narrow` lanes, or `wide` ones from a batch of
-        /// `$min` jobs on.
+        /// Runs `jobs` through `few` lanes (a batch of at most `$max`
+        /// jobs), `wide` ones (from a batch of `$min` jobs on) or else
+        /// `narrow` ones.
         fn in_lanes<const CRC: bool>(
             jobs: &mut [Job<'_>],
+            few: impl FnOnce(&mut Lanes<'_, '_, '_, { $N3 }, CRC>),
             narrow: impl FnOnce(&mut Lanes<'_, '_, '_, { $N }, CRC>),
             wide: impl FnOnce(&mut Lanes<'_, '_, '_, { $N2 }, CRC>),
         ) {
@@ -1290,9 +1287,47 @@ macro_rules! entries {
             let stagger = $crate::kernel::lanes::Stagger::vector($steps, group);
             if jobs.len() >= $min {
                 wide(&mut Lanes::new(jobs, stagger, &mut scratch));
+            } else if jobs.len() <= $max {
+                few(&mut Lanes::new(jobs, stagger, &mut scratch));
             } else {
                 narrow(&mut Lanes::new(jobs, stagger, &mut scratch));
             }
+        }
+
+        /// `N` lanes on `R` of the backend's registers, or on `RH` of the
+        /// narrower ones where `narrow_on` says (without it `RH` is 0 and
+        /// unused).
+        ///
+        /// # Safety
+        /// As `run_lanes`.
+        #[inline(always)]
+        unsafe fn lanes_of<const NR: usize, const R: usize, const RH: usize, const N: usize>(
+            keys: &[[u8; 16]; MAX_ROUND_KEYS],
+            lanes: &mut Lanes<'_, '_, '_, N, false>,
+        ) {
+            $(if $on_h {
+                // SAFETY: the caller's contract.
+                return unsafe { run_lanes::<NR, $H, RH, N>(keys, lanes) };
+            })?
+            // SAFETY: the caller's contract.
+            unsafe { run_lanes::<NR, $B, R, N>(keys, lanes) }
+        }
+
+        /// [`lanes_of`] with the CRC folds.
+        ///
+        /// # Safety
+        /// As `run_lanes_crc`.
+        #[inline(always)]
+        unsafe fn crc_lanes_of<const NR: usize, const R: usize, const RH: usize, const N: usize>(
+            keys: &[[u8; 16]; MAX_ROUND_KEYS],
+            lanes: &mut Lanes<'_, '_, '_, N, true>,
+        ) {
+            $(if $on_h {
+                // SAFETY: the caller's contract.
+                return unsafe { run_lanes_crc::<NR, $H, RH, N>(keys, lanes) };
+            })?
+            // SAFETY: the caller's contract.
+            unsafe { run_lanes_crc::<NR, $B, R, N>(keys, lanes) }
         }
 
         #[target_feature(enable = $f)]

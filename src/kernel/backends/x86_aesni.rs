@@ -188,5 +188,6 @@ entries!(
     wide: 8,
     lanes: 8, 8, stagger: 4 steps per 4 lanes,
     wide_lanes: 8, 8, from: usize::MAX,
+    few_lanes: 8, 8, upto: 0,
     clmul: AesNiClmulToken, "aes,ssse3,sse4.1,pclmulqdq"
 );

@@ -168,5 +168,6 @@ entries!(
     wide: 8,
     lanes: 8, 16, stagger: 4 steps per 4 lanes,
     wide_lanes: 8, 16, from: usize::MAX,
+    few_lanes: 4, 8, upto: 8,
     clmul: Vaes256ClmulToken, "aes,ssse3,sse4.1,avx,avx2,vaes,pclmulqdq,vpclmulqdq"
 );

@@ -180,7 +180,8 @@ entries!(
     wide: 4,
     lanes: 4, 16, stagger: 4 steps per 4 lanes,
     wide_lanes: 8, 32, from: super::x86::vaes512_wide_lanes_from(),
-    narrow_on: Vaes256, 8, when: super::x86::vaes512_on_ymm(),
+    few_lanes: 2, 8, upto: 8,
+    narrow_on: Vaes256, 4, 8, when: super::x86::vaes512_on_ymm(),
     clmul: Vaes512ClmulToken,
         "aes,ssse3,sse4.1,avx,avx2,vaes,avx512f,avx512bw,avx512vl,pclmulqdq,vpclmulqdq"
 );
