@@ -1,14 +1,16 @@
 //! Whole-page work as an engine calls it, beside the bare kernel on the same
 //! bytes: checksum + encrypt + stamp (the server's write hook) and
-//! decrypt + verify (its read hook), for one 8 KiB head page and for a batch
-//! of 64 pages (a buffer-pool flush), AES-CBC on the active backend.
+//! decrypt + verify (its read hook), for one 8 KiB head page and for
+//! batches of 8 and 64 pages (a small and a large buffer-pool flush),
+//! AES-CBC on the active backend.
 //!
 //! `cargo bench --bench aria` prints criterion's report, the AES limit of
 //! this core, then a table with GB/s, each row's speed relative to the bare
 //! kernel (batch CBC encryption for "encrypt", CBC decryption page by page
 //! for "decrypt") and its share of the active backend's AES limit (of
 //! whole 8 KiB pages, of which AES covers 8172 bytes; one page's
-//! encryption: of the single-chain latency bound). Between the two, the
+//! encryption: of the single-chain latency bound; eight pages' encryption:
+//! of eight chains, where that is below the limit). Between the two, the
 //! bare kernel asked for the checksum's CRC ("kernel_crc",
 //! "kernel_decrypt_crc") splits what whole pages cost beyond the kernel
 //! into the CRC and the work per page. Last, threads reading one page a
@@ -78,7 +80,7 @@ fn refs(pool: &mut [u8]) -> Vec<PageRef<'_>> {
 fn bench(c: &mut Criterion, rows: &mut Vec<Row>) {
     let cipher = cipher();
     let local = cipher.local_key(1).unwrap();
-    for pages in [1, BATCH] {
+    for pages in [1, 8, BATCH] {
         let name = format!("pages{pages}");
         let mut group = c.benchmark_group(&name);
         group.throughput(Throughput::Bytes((pages * BS) as u64));
@@ -195,6 +197,7 @@ fn bench(c: &mut Criterion, rows: &mut Vec<Row>) {
             baseline: KERNEL,
             ids: vec![KERNEL.into(), KERNEL_CRC.into(), "encrypt".into()],
             bound: encrypt_bound,
+            chains: pages,
             backend: Some(Backend::active()),
         });
         rows.push(Row {
@@ -213,6 +216,7 @@ fn bench(c: &mut Criterion, rows: &mut Vec<Row>) {
                     Bound::WithCrc
                 }
             },
+            chains: usize::MAX,
             backend: Some(Backend::active()),
         });
     }
@@ -268,6 +272,7 @@ fn shared_table(c: &mut Criterion, rows: &mut Vec<Row>) {
         baseline: "own",
         ids: vec!["own".into(), "shared".into()],
         bound: |_| Bound::None,
+        chains: usize::MAX,
         backend: Some(Backend::active()),
     });
 }

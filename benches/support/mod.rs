@@ -36,6 +36,11 @@ pub struct Row {
     pub baseline: &'static str,
     pub ids: Vec<String>,
     pub bound: fn(&str) -> Bound,
+    /// Independent CBC chains in the row's work (the jobs of a batch to
+    /// encrypt): fewer than the lanes cannot reach the limit, and the bound
+    /// is then that many times the latency bound. `usize::MAX` where the
+    /// work is parallel.
+    pub chains: usize,
     /// The backend every id runs on; `None`: the id names it (a backend
     /// name, or "rustcrypto", which is the software backend's engine).
     pub backend: Option<Backend>,
@@ -101,14 +106,21 @@ impl Limits {
         )
     }
 
-    fn get(&self, backend: Backend, bound: Bound) -> Option<Limit> {
+    /// The bound, and whether `chains` lowered it.
+    fn get(&self, backend: Backend, bound: Bound, chains: usize) -> Option<(Limit, bool)> {
         let &(limit, serial, crc) = self.0.iter().find(|(l, ..)| l.backend == backend)?;
-        match bound {
-            Bound::Limit => Some(limit),
-            Bound::Latency => Some(serial),
-            Bound::WithCrc => Some(crc.unwrap_or(limit)),
-            Bound::None => None,
+        let mut bound = match bound {
+            Bound::Limit => limit,
+            Bound::Latency => return Some((serial, false)),
+            Bound::WithCrc => crc.unwrap_or(limit),
+            Bound::None => return None,
+        };
+        let by_chains = serial.bytes_per_sec * chains as f64;
+        let capped = by_chains < bound.bytes_per_sec;
+        if capped {
+            bound.bytes_per_sec = by_chains;
         }
+        Some((bound, capped))
     }
 
     pub fn print(&self) {
@@ -190,14 +202,16 @@ pub fn print_summary(title: &str, rows: &[Row], limits: &Limits) {
                 "rustcrypto" => Some(Backend::Soft),
                 name => name.parse().ok(),
             });
-            let limit = backend.and_then(|b| limits.get(b, (row.bound)(id)));
-            let share = limit.map_or(String::new(), |limit| {
-                let serial = match (row.bound)(id) {
-                    Bound::Latency => " serial",
-                    Bound::WithCrc => " +CRC",
-                    _ => "",
+            let bound = backend.and_then(|b| limits.get(b, (row.bound)(id), row.chains));
+            let limit = bound.map(|(limit, _)| limit);
+            let share = bound.map_or(String::new(), |(limit, capped)| {
+                let kind = match ((row.bound)(id), capped) {
+                    (Bound::Latency, _) => " serial".to_string(),
+                    (_, true) => format!(" {}×serial", row.chains),
+                    (Bound::WithCrc, false) => " +CRC".to_string(),
+                    _ => String::new(),
                 };
-                format!("{:.1}%{serial}", limit.share(gbps * 1e9) * 100.0)
+                format!("{:.1}%{kind}", limit.share(gbps * 1e9) * 100.0)
             });
             let fastest = limit
                 .zip(fastest_ns(&row.group, id))
