@@ -38,7 +38,8 @@
 #   lib  kernel::tests::fused_crc_runs_where_it_should   (fused CRC path)
 #        kernel::backends::x86_miri                      (the S-box stand-in)
 #   kernel_lanes   batches of 20 and 35 jobs (more than 16 and 32 lanes),
-#                  lanes refilled mid-run, CRC requests, both directions
+#                  lanes refilled mid-run, CRC requests, both directions;
+#                  and of 2, 5 and 8 jobs (the VAES backends' eight lanes)
 #   kernel_known_answers fips197_appendix_c, sp800_38a_f5_ctr
 #                  (single blocks, wide ECB, wide CTR on every backend)
 #   kernel_x86     detection, and the backends expected

@@ -110,8 +110,9 @@ pub(crate) fn vaes512_wide_lanes_from() -> usize {
     }
 }
 
-/// Whether VAES-512's 16 lanes of CBC encryption run on 256-bit registers
-/// (eight of them, VAES-256's primitives with AVX-512's 32 registers):
+/// Whether VAES-512's 16 lanes of CBC encryption (and the 8 of small
+/// batches) run on 256-bit registers (eight of them, or four; VAES-256's
+/// primitives with AVX-512's 32 registers):
 /// where the core splits 512-bit instructions, inserting a block into a
 /// 512-bit lane or extracting it costs two shuffles, which take cycles from
 /// the AES rounds (on Zen 4, the 16 blocks moved in and out per step cost

@@ -1,7 +1,8 @@
 //! VAES on 256-bit registers: two blocks per instruction, needing only AVX2
 //! register state (Zen 3, Alder Lake and later have VAES without AVX-512).
 //! 8 registers in flight in the parallel modes, 16 CBC lanes (two per
-//! register); with VPCLMULQDQ the lanes also fold the CRC.
+//! register), 8 for batches of at most eight jobs; with VPCLMULQDQ the
+//! lanes also fold the CRC.
 
 use core::arch::x86_64::*;
 

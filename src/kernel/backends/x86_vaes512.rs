@@ -4,9 +4,11 @@
 //! on a core with two 512-bit AES pipes (Zen 5) batches of 32 jobs and more
 //! run 32 lanes, as eight registers keep both pipes busy (smaller batches
 //! stay at sixteen, as idle lanes would cost throughput). See
-//! `x86::vaes512_wide_lanes_from`. On a core that splits 512-bit
-//! instructions in halves (Zen 4) the sixteen run on eight 256-bit
-//! registers: `x86::vaes512_on_ymm`.
+//! `x86::vaes512_wide_lanes_from`. Batches of at most eight jobs run eight
+//! lanes (two registers), as the idle half of sixteen would still cost its
+//! rounds. On a core that splits 512-bit instructions in halves (Zen 4)
+//! the sixteen and the eight run on 256-bit registers (eight and four):
+//! `x86::vaes512_on_ymm`.
 //!
 //! With VPCLMULQDQ the lanes also fold the CRC-32 of their plaintext: two
 //! carry-less multiplications per register and step beside ten `vaesenc`.
