@@ -37,8 +37,9 @@ const ZMM_AES_X2: u32 = 1 << 6;
 const ZMM_SPLIT: u32 = 1 << 7;
 
 /// Overrides the VAES-512 lanes that the core decides (`16` or `32` on
-/// 512-bit registers, `ymm` for 16 on 256-bit ones), so that each path can
-/// be tested and measured on any machine.
+/// 512-bit registers, `ymm` for 16 on 256-bit ones; small batches' 8 lanes
+/// follow `ymm` too), so that each path can be tested and measured on any
+/// machine.
 pub(crate) const VAES512_LANES_ENV: &str = "ARIA_CRYPT_VAES512_LANES";
 
 /// The CPU's features as CPUID and XCR0 report them. Made only by
